@@ -1,0 +1,242 @@
+"""OTLP metric data points to observations of Prometheus series.
+
+Each observation carries two identities: the *input* series (metric, resource
+and every point attribute — what temporality and dedupe are tracked by) and the
+*output* series (family name and the labels that survive the drop list — what
+increases are added into). Knows nothing of sockets or storage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AGGREGATION_TEMPORALITY_CUMULATIVE,
+    AGGREGATION_TEMPORALITY_DELTA,
+    DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK,
+    Metric,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from otlp_bridge.translate.attributes import string_map
+from otlp_bridge.translate.naming import label_name, metric_name
+
+Labels = tuple[tuple[str, str], ...]
+
+TARGET_INFO = "target_info"
+_IDENTITY_ATTRIBUTES = frozenset({"service.name", "service.namespace", "service.instance.id"})
+
+
+class Kind(StrEnum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+class Temporality(Enum):
+    DELTA = "delta"
+    CUMULATIVE = "cumulative"
+    LAST_VALUE = "last_value"
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyMeta:
+    name: str  # full Prometheus name; counters end in `_total`
+    kind: Kind
+    help: str
+    monotonic: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramValue:
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]  # per bucket, len(bounds) + 1
+    count: int
+    sum: float
+
+
+@dataclass(slots=True)
+class Observation:
+    family: FamilyMeta
+    input_key: tuple[object, ...]
+    labels: Labels
+    temporality: Temporality
+    start: int
+    time: int
+    value: float | HistogramValue
+
+
+@dataclass(slots=True)
+class Translation:
+    observations: list[Observation] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class LabelPolicy:
+    """Which attribute keys never become labels (matched before and after sanitising)."""
+
+    drop: frozenset[str] = frozenset()
+
+    def output_labels(self, attributes: dict[str, str], identity: Labels) -> Labels:
+        merged: dict[str, list[str]] = {}
+        for key in sorted(attributes):
+            if key in self.drop:
+                continue
+            name = label_name(key)
+            if name in self.drop:
+                continue
+            merged.setdefault(name, []).append(attributes[key])
+        # Identity labels (job, instance) come from the resource and win over point attributes.
+        for name, value in identity:
+            merged[name] = [value]
+        # Two keys that sanitise alike (`a.b`, `a_b`) are joined, as the Collector does.
+        return tuple(sorted((name, ";".join(values)) for name, values in merged.items() if values != [""]))
+
+
+def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
+    """The resource's attributes and its `job`/`instance` labels."""
+    attributes = string_map(resource.attributes)
+    identity: list[tuple[str, str]] = []
+    service = attributes.get("service.name", "")
+    namespace = attributes.get("service.namespace", "")
+    job = f"{namespace}/{service}" if namespace and service else service
+    if job:
+        identity.append(("job", job))
+    if instance := attributes.get("service.instance.id", ""):
+        identity.append(("instance", instance))
+    return attributes, tuple(identity)
+
+
+_TARGET_INFO_META = FamilyMeta(TARGET_INFO, Kind.GAUGE, "Target metadata")
+
+
+def translate_metrics(request: ExportMetricsServiceRequest, policy: LabelPolicy) -> Translation:
+    """Every data point of an export request as observations; unusable points as rejections."""
+    out = Translation()
+    for resource_metrics in request.resource_metrics:
+        attributes, identity = resource_identity(resource_metrics.resource)
+        resource_key = tuple(sorted(attributes.items()))
+        info_labels = tuple(sorted(
+            {label_name(k): v for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES}.items()
+        )) + identity
+        if info_labels:
+            out.observations.append(Observation(
+                _TARGET_INFO_META, (TARGET_INFO, resource_key), tuple(sorted(info_labels)),
+                Temporality.LAST_VALUE, 0, 0, 1.0,
+            ))
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                _translate_metric(metric, resource_key, identity, policy, out)
+    return out
+
+
+def _translate_metric(
+    metric: Metric, resource_key: tuple[object, ...], identity: Labels, policy: LabelPolicy, out: Translation,
+) -> None:
+    kind = metric.WhichOneof("data")
+    handler = _HANDLERS.get(kind or "")
+    if handler is None:
+        out.reject(f"unsupported_{kind or 'empty'}", _point_count(metric, kind))
+        return
+    family, temporality, value_of = handler(metric)
+    data = getattr(metric, kind)
+    if temporality is None:
+        temporality = _temporality(data)
+    if not family.name or temporality is None:
+        out.reject("invalid_name" if not family.name else "unspecified_temporality", len(data.data_points))
+        return
+    for point in data.data_points:
+        if point.flags & DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK:
+            continue  # a staleness marker: nothing to add, nothing wrong
+        value = value_of(point)
+        if value is None:
+            out.reject("invalid_value")
+            continue
+        attributes = string_map(point.attributes)
+        out.observations.append(Observation(
+            family,
+            (family.name, resource_key, tuple(sorted(attributes.items()))),
+            policy.output_labels(attributes, identity),
+            temporality,
+            point.start_time_unix_nano,
+            point.time_unix_nano,
+            value,
+        ))
+
+
+def _point_count(metric: Metric, kind: str | None) -> int:
+    return len(getattr(metric, kind).data_points) if kind else 0
+
+
+def _temporality(data: object) -> Temporality | None:
+    temporality = data.aggregation_temporality  # type: ignore[attr-defined]
+    if temporality == AGGREGATION_TEMPORALITY_DELTA:
+        return Temporality.DELTA
+    if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:
+        return Temporality.CUMULATIVE
+    return None
+
+
+def _number(point: object) -> float | None:
+    which = point.WhichOneof("value")  # type: ignore[attr-defined]
+    if which == "as_double":
+        return point.as_double  # type: ignore[attr-defined, no-any-return]
+    if which == "as_int":
+        return float(point.as_int)  # type: ignore[attr-defined]
+    return None
+
+
+def _histogram(point: object) -> HistogramValue | None:
+    bounds = tuple(point.explicit_bounds)  # type: ignore[attr-defined]
+    counts = tuple(point.bucket_counts)  # type: ignore[attr-defined]
+    count = point.count  # type: ignore[attr-defined]
+    total = point.sum if point.HasField("sum") else 0.0  # type: ignore[attr-defined]
+    if counts and len(counts) != len(bounds) + 1:
+        return None
+    if not counts:  # count and sum only: everything is in the +Inf bucket
+        bounds, counts = (), (count,)
+    ascending = all(a < b for a, b in zip(bounds, bounds[1:], strict=False))
+    if sum(counts) != count or not math.isfinite(total) or not ascending:
+        return None
+    return HistogramValue(bounds, counts, count, total)
+
+
+Handler = Callable[[Metric], tuple[FamilyMeta, Temporality | None, Callable[[object], object]]]
+
+
+def _sum(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
+    monotonic = metric.sum.is_monotonic
+    name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
+    kind = Kind.COUNTER if monotonic else Kind.GAUGE
+    return FamilyMeta(name, kind, metric.description, monotonic), None, _number
+
+
+def _gauge(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
+    name = metric_name(metric.name, metric.unit, gauge=True)
+    return FamilyMeta(name, Kind.GAUGE, metric.description, False), Temporality.LAST_VALUE, _number
+
+
+def _hist(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
+    name = metric_name(metric.name, metric.unit)
+    return FamilyMeta(name, Kind.HISTOGRAM, metric.description), None, _histogram
+
+
+_HANDLERS: dict[str, Handler] = {"sum": _sum, "gauge": _gauge, "histogram": _hist}
+
+
+def point_count(request: ExportMetricsServiceRequest) -> int:
+    """How many data points a request carries (for partial_success and self-metrics)."""
+    return sum(
+        _point_count(metric, metric.WhichOneof("data"))
+        for rm in request.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
+    )
+
