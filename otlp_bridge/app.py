@@ -34,7 +34,8 @@ def _grpc_address(host: str, port: int) -> str:
 
 
 async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # aiohttp would inflate gzip bodies itself, without a size limit; decode.gunzip does it bounded.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from itertools import pairwise
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
@@ -204,7 +205,7 @@ def _histogram(point: object) -> HistogramValue | None:
         return None
     if not counts:  # count and sum only: everything is in the +Inf bucket
         bounds, counts = (), (count,)
-    ascending = all(a < b for a, b in zip(bounds, bounds[1:], strict=False))
+    ascending = all(a < b for a, b in pairwise(bounds))
     if sum(counts) != count or not math.isfinite(total) or not ascending:
         return None
     return HistogramValue(bounds, counts, count, total)
