@@ -12,6 +12,15 @@ from dataclasses import dataclass
 import grpc
 
 
+class ErrorKind(enum.Enum):
+    MALFORMED = "malformed"
+    EMPTY = "empty"
+    BAD_ENCODING = "bad_encoding"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    TOO_LARGE = "too_large"
+    UNAVAILABLE = "unavailable"
+
+
 @dataclass(frozen=True)
 class Answer:
     grpc_code: grpc.StatusCode
@@ -19,14 +28,15 @@ class Answer:
     retryable: bool
 
 
-class ErrorKind(enum.Enum):
-    #                        gRPC status                          HTTP  retryable
-    MALFORMED = Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False)
-    EMPTY = Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False)
-    BAD_ENCODING = Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False)
-    UNSUPPORTED_MEDIA_TYPE = Answer(grpc.StatusCode.INVALID_ARGUMENT, 415, False)
-    TOO_LARGE = Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, False)
-    UNAVAILABLE = Answer(grpc.StatusCode.UNAVAILABLE, 503, True)
+ANSWERS: dict[ErrorKind, Answer] = {
+    #                                    gRPC status                          HTTP  retryable
+    ErrorKind.MALFORMED: Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False),
+    ErrorKind.EMPTY: Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False),
+    ErrorKind.BAD_ENCODING: Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False),
+    ErrorKind.UNSUPPORTED_MEDIA_TYPE: Answer(grpc.StatusCode.INVALID_ARGUMENT, 415, False),
+    ErrorKind.TOO_LARGE: Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, False),
+    ErrorKind.UNAVAILABLE: Answer(grpc.StatusCode.UNAVAILABLE, 503, True),
+}
 
 
 class ExportError(Exception):
@@ -36,8 +46,9 @@ class ExportError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.answer = ANSWERS[kind]
 
     @property
     def outcome(self) -> str:
         """The `outcome` label of the request self-metric."""
-        return self.kind.name.lower()
+        return self.kind.value

@@ -64,6 +64,7 @@ class Pipeline:
     def _export_metrics(self, request: ExportMetricsServiceRequest) -> ExportMetricsServiceResponse:
         translation = translate_metrics(request, self.policy)
         result = self.store.apply(translation.observations)
+        self.store.apply(translation.targets)
         rejected = translation.rejected.copy()
         rejected.update(result.rejected)
         signal = Signal.METRICS.value

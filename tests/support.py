@@ -29,6 +29,7 @@ GRPC_PATHS = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
 }
 # Every successful API response in the 2.1.330 captures reported this usage.
+PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf"}
 USAGE_PER_REQUEST = {"input": 123, "cacheCreation": 890, "cacheRead": 4567, "output": 42}
 
 
@@ -82,7 +83,7 @@ class RunningBridge:
              method: str = "POST") -> tuple[int, bytes, dict[str, str]]:
         """An HTTP request with urllib; returns status, body and headers (errors included)."""
         request = urllib.request.Request(self.http_base + path, data=body, method=method,
-                                         headers=headers or {"Content-Type": "application/x-protobuf"})
+                                         headers=PROTOBUF_HEADERS if headers is None else headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read(), dict(response.headers)

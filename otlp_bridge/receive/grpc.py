@@ -29,7 +29,7 @@ def _handler(pipeline: Pipeline, signal: Signal) -> Callable[[bytes, aio.Service
             # An empty message is a valid gRPC request (the SDK never sends one, but it is no error).
             return pipeline.export_bytes("grpc", signal, body, allow_empty=True).SerializeToString()
         except ExportError as exc:
-            await context.abort(exc.kind.value.grpc_code, exc.message)
+            await context.abort(exc.answer.grpc_code, exc.message)
             raise  # abort raises; this keeps type checkers honest
 
     return export

@@ -47,8 +47,8 @@ class OtlpHttpHandler:
             body = await self._body(request, signal)
             return _reply(self.pipeline.export_bytes("http", signal, body, as_json=as_json), as_json)
         except ExportError as exc:
-            status = Status(code=exc.kind.value.grpc_code.value[0], message=exc.message)
-            return _reply(status, as_json, exc.kind.value.http_status)
+            status = Status(code=exc.answer.grpc_code.value[0], message=exc.message)
+            return _reply(status, as_json, exc.answer.http_status)
 
     async def _body(self, request: web.Request, signal: Signal) -> bytes:
         try:

@@ -74,6 +74,7 @@ class Observation:
 @dataclass(slots=True)
 class Translation:
     observations: list[Observation] = field(default_factory=list)
+    targets: list[Observation] = field(default_factory=list)  # target_info: derived, not received points
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str, count: int = 1) -> None:
@@ -130,7 +131,7 @@ def translate_metrics(request: ExportMetricsServiceRequest, policy: LabelPolicy)
             {label_name(k): v for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES}.items()
         )) + identity
         if info_labels:
-            out.observations.append(Observation(
+            out.targets.append(Observation(
                 _TARGET_INFO_META, (TARGET_INFO, resource_key), tuple(sorted(info_labels)),
                 Temporality.LAST_VALUE, 0, 0, 1.0,
             ))
