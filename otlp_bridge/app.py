@@ -55,9 +55,17 @@ class Bridge:
         self.ports: Ports | None = None
 
     async def start(self) -> Ports:
+        """Bind every listener, or none: a failure stops what had started before it re-raises."""
         if api_implementation.Type() != "upb":
             log.warning("protobuf is using its %r backend, not upb: decoding will be many times slower",
                         api_implementation.Type())
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop(0)
+            raise
+
+    async def _start(self) -> Ports:
         server = self.settings.server
         grpc_port = self._grpc.add_insecure_port(_grpc_address(server.host, server.grpc_port))
         if grpc_port == 0:

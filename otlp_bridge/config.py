@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,7 +26,11 @@ def _default_state_dir() -> Path:
     return Path(base) / "otlp-bridge"
 
 
-class ServerSettings(BaseModel):
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
+
+
+class ServerSettings(_Section):
     host: str = "127.0.0.1"
     grpc_port: int = Field(4317, ge=0, le=65535)
     http_port: int = Field(4318, ge=0, le=65535)
@@ -34,11 +38,16 @@ class ServerSettings(BaseModel):
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="after decompression")
 
 
-class StateSettings(BaseModel):
+class StateSettings(_Section):
     dir: Path = Field(default_factory=_default_state_dir)
 
+    @field_validator("dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
 
-class LabelSettings(BaseModel):
+
+class LabelSettings(_Section):
     drop: list[str] = Field(default_factory=lambda: list(DEFAULT_DROP))
 
 

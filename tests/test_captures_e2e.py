@@ -109,7 +109,8 @@ def test_label_sets_that_vary_within_a_metric_render_valid(bridge: RunningBridge
     assert scrape.total(COST, model="claude-haiku-4-5") == 0.0019022
     assert scrape.total(COST, model="claude-opus-5-5", effort="medium") == 0.0066954
     haiku = [s for s in scrape.series(COST) if s["model"] == "claude-haiku-4-5"]
-    assert haiku and "effort" not in haiku[0]
+    assert haiku
+    assert "effort" not in haiku[0]
 
 
 def test_older_cli_keeps_context_suffix_in_model_label(bridge: RunningBridge) -> None:

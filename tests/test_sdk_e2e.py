@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -47,7 +47,8 @@ class Expected:
     observations: list[float] = field(default_factory=list)
 
 
-def _drive(provider: MeterProvider, flush: Callable[[], None]) -> Iterator[Expected]:
+def _drive(provider: MeterProvider, flush: Callable[[], None]) -> Expected:
+    """Record known values for INTERVALS export intervals; returns what a scrape must show."""
     meter = provider.get_meter("bridge.test")
     counter = meter.create_counter("test.requests", unit="1", description="requests")
     money = meter.create_counter("test.spend", unit="USD")
@@ -70,7 +71,7 @@ def _drive(provider: MeterProvider, flush: Callable[[], None]) -> Iterator[Expec
             histogram.record(v, {"route": key})
             expected.observations.append(v)
         flush()
-        yield expected
+    return expected
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
@@ -88,8 +89,7 @@ def test_sdk_exports_scrape_exactly(
         views=[View(instrument_name="test.latency", aggregation=ExplicitBucketHistogramAggregation(BOUNDS))],
     )
     try:
-        for expected in _drive(provider, lambda: provider.force_flush(10_000)):
-            pass
+        expected = _drive(provider, lambda: provider.force_flush(10_000))
     finally:
         provider.shutdown()
     scrape = bridge.scrape()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 
 from otlp_bridge.translate.metrics import (
     FamilyMeta,
@@ -161,19 +162,17 @@ class Store:
     def _set_gauge(self, family: Family, obs: Observation, previous: _Input | None) -> str | None:
         if previous is not None and obs.time < previous.time:
             return "out_of_order"
-        assert isinstance(obs.value, float)
-        series = family.series.get(obs.labels)
+        value = cast(float, obs.value)
+        series = cast(Total | None, family.series.get(obs.labels))
         if series is None:
-            family.series[obs.labels] = Total(obs.value)
+            family.series[obs.labels] = Total(value)
         else:
-            assert isinstance(series, Total)
-            series.set(obs.value)
+            series.set(value)
         self._remember(obs, previous, None)
         return None
 
     def _add_number(self, family: Family, obs: Observation, previous: _Input | None) -> str | None:
-        value = obs.value
-        assert isinstance(value, float)
+        value = cast(float, obs.value)
         if not math.isfinite(value):
             return "non_finite"
         monotonic = family.meta.monotonic
@@ -181,27 +180,24 @@ class Store:
             if monotonic and value < 0:
                 return "negative_delta"
             increase = value
-        elif previous is None or not isinstance(previous.value, float):
+        elif previous is None or not isinstance(previous.value, int | float):
             increase = value
         elif monotonic and (obs.start != previous.start or value < previous.value):
             increase = value  # the counter restarted
         else:
             increase = value - previous.value
-        series = family.series.get(obs.labels)
+        series = cast(Total | None, family.series.get(obs.labels))
         if series is None:
             series = family.series[obs.labels] = Total()
-        assert isinstance(series, Total)
         series.add(increase)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
         return None
 
     def _add_histogram(self, family: Family, obs: Observation, previous: _Input | None) -> str | None:
-        value = obs.value
-        assert isinstance(value, HistogramValue)
-        series = family.series.get(obs.labels)
+        value = cast(HistogramValue, obs.value)
+        series = cast(HistogramTotal | None, family.series.get(obs.labels))
         if series is None:
             series = HistogramTotal(value.bounds, [0] * len(value.counts))
-        assert isinstance(series, HistogramTotal)
         if series.bounds != value.bounds:
             return "histogram_bounds_changed"
         last = previous.value if previous is not None else None

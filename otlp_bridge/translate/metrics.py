@@ -212,6 +212,11 @@ def _histogram(point: object) -> HistogramValue | None:
     return HistogramValue(bounds, counts, count, total)
 
 
+def _help(metric: Metric) -> str:
+    # Prometheus lints a family without HELP; the OTLP name is the next best description.
+    return metric.description or f"OTLP metric {metric.name}"
+
+
 Handler = Callable[[Metric], tuple[FamilyMeta, Temporality | None, Callable[[object], object]]]
 
 
@@ -219,17 +224,17 @@ def _sum(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[obje
     monotonic = metric.sum.is_monotonic
     name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
     kind = Kind.COUNTER if monotonic else Kind.GAUGE
-    return FamilyMeta(name, kind, metric.description, monotonic), None, _number
+    return FamilyMeta(name, kind, _help(metric), monotonic), None, _number
 
 
 def _gauge(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
     name = metric_name(metric.name, metric.unit, gauge=True)
-    return FamilyMeta(name, Kind.GAUGE, metric.description, False), Temporality.LAST_VALUE, _number
+    return FamilyMeta(name, Kind.GAUGE, _help(metric), False), Temporality.LAST_VALUE, _number
 
 
 def _hist(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
     name = metric_name(metric.name, metric.unit)
-    return FamilyMeta(name, Kind.HISTOGRAM, metric.description), None, _histogram
+    return FamilyMeta(name, Kind.HISTOGRAM, _help(metric)), None, _histogram
 
 
 _HANDLERS: dict[str, Handler] = {"sum": _sum, "gauge": _gauge, "histogram": _hist}

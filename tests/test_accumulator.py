@@ -1,0 +1,172 @@
+"""The exactness rules, one table-like test each, on the store alone."""
+
+from __future__ import annotations
+
+from otlp_bridge.store.accumulator import Store
+from otlp_bridge.translate.metrics import (
+    FamilyMeta,
+    HistogramValue,
+    Kind,
+    Observation,
+    Temporality,
+)
+
+COUNTER = FamilyMeta("c_total", Kind.COUNTER, "")
+UPDOWN = FamilyMeta("u", Kind.GAUGE, "", monotonic=False)
+GAUGE = FamilyMeta("g", Kind.GAUGE, "", monotonic=False)
+HIST = FamilyMeta("h", Kind.HISTOGRAM, "")
+D, C, L = Temporality.DELTA, Temporality.CUMULATIVE, Temporality.LAST_VALUE
+
+
+def obs(meta: FamilyMeta, temporality: Temporality, start: int, time: int, value: float | HistogramValue,
+        session: str = "s1", labels: tuple[tuple[str, str], ...] = ()) -> Observation:
+    return Observation(meta, (meta.name, (), (("session.id", session), *labels)), labels, temporality,
+                       start, time, value)
+
+
+def value(store: Store, meta: FamilyMeta, labels: tuple[tuple[str, str], ...] = ()) -> float:
+    return store.families[meta.name].series[labels].value  # type: ignore[union-attr]
+
+
+def test_delta_points_add() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, D, 0, 10, 1.5), obs(COUNTER, D, 10, 20, 2.5)])
+    assert value(store, COUNTER) == 4.0
+
+
+def test_sparse_deltas_with_moving_start_times_never_reset() -> None:
+    store = Store()
+    # Claude Code: start = first recording in the interval, gaps between exports
+    store.apply([obs(COUNTER, D, 100, 200, 5), obs(COUNTER, D, 900, 950, 1), obs(COUNTER, D, 5000, 5001, 2)])
+    assert value(store, COUNTER) == 8
+
+
+def test_delta_replay_is_not_applied_twice_even_after_later_points() -> None:
+    store = Store()
+    first = obs(COUNTER, D, 0, 10, 1)
+    store.apply([first, obs(COUNTER, D, 10, 20, 1)])
+    result = store.apply([obs(COUNTER, D, 0, 10, 1)])
+    assert result.duplicates == 1
+    assert value(store, COUNTER) == 2
+
+
+def test_interleaved_deltas_of_one_attribute_set_are_not_mistaken_for_replays() -> None:
+    store = Store()
+    # two processes without session.id: same input series, overlapping windows
+    store.apply([obs(COUNTER, D, 50, 100, 1), obs(COUNTER, D, 60, 99, 1)])
+    assert value(store, COUNTER) == 2
+
+
+def test_cumulative_is_differenced() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, C, 1, 10, 3), obs(COUNTER, C, 1, 20, 3), obs(COUNTER, C, 1, 30, 7)])
+    assert value(store, COUNTER) == 7
+
+
+def test_cumulative_new_start_time_is_a_reset() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, C, 1, 10, 5), obs(COUNTER, C, 15, 20, 2)])
+    assert value(store, COUNTER) == 7
+
+
+def test_cumulative_lower_value_is_a_reset() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, C, 1, 10, 5), obs(COUNTER, C, 1, 20, 2)])
+    assert value(store, COUNTER) == 7
+
+
+def test_cumulative_replay_and_out_of_order_are_skipped() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, C, 1, 10, 5), obs(COUNTER, C, 1, 20, 8)])
+    result = store.apply([obs(COUNTER, C, 1, 20, 8), obs(COUNTER, C, 1, 10, 5)])
+    assert result.duplicates == 2
+    assert value(store, COUNTER) == 8
+
+
+def test_dropped_labels_fold_sessions_without_loss() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, D, 0, 10, 1, session="a"), obs(COUNTER, D, 0, 10, 2, session="b"),
+                 obs(COUNTER, C, 0, 10, 4, session="c"), obs(COUNTER, C, 0, 20, 6, session="c")])
+    assert value(store, COUNTER) == 9
+    assert len(store.families["c_total"].series) == 1
+    assert store.input_count == 3
+
+
+def test_updown_cumulative_folds_to_sum_of_current_values() -> None:
+    store = Store()
+    store.apply([obs(UPDOWN, C, 0, 10, 5, session="a"), obs(UPDOWN, C, 0, 10, 3, session="b"),
+                 obs(UPDOWN, C, 0, 20, 1, session="a")])
+    assert value(store, UPDOWN) == 4
+
+
+def test_updown_delta_adds_negative_changes() -> None:
+    store = Store()
+    store.apply([obs(UPDOWN, D, 0, 10, 5), obs(UPDOWN, D, 10, 20, -7)])
+    assert value(store, UPDOWN) == -2
+
+
+def test_gauge_is_last_value_and_ignores_older_points() -> None:
+    store = Store()
+    store.apply([obs(GAUGE, L, 0, 10, 5), obs(GAUGE, L, 0, 30, 9)])
+    result = store.apply([obs(GAUGE, L, 0, 20, 1)])
+    assert result.rejected["out_of_order"] == 1
+    assert value(store, GAUGE) == 9
+
+
+def test_negative_and_non_finite_counter_points_are_rejected() -> None:
+    store = Store()
+    result = store.apply([obs(COUNTER, D, 0, 10, -1), obs(COUNTER, D, 0, 11, float("nan")),
+                          obs(COUNTER, D, 0, 12, float("inf")), obs(COUNTER, D, 0, 13, 2)])
+    assert dict(result.rejected) == {"negative_delta": 1, "non_finite": 2}
+    assert value(store, COUNTER) == 2
+
+
+def test_kind_conflict_is_rejected_not_mixed() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, D, 0, 10, 1)])
+    result = store.apply([obs(FamilyMeta("c_total", Kind.GAUGE, ""), L, 0, 10, 1)])
+    assert result.rejected["type_conflict"] == 1
+
+
+def test_decimal_deltas_sum_to_the_correctly_rounded_total() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, D, i, i + 1, 0.1) for i in range(10)])
+    assert value(store, COUNTER) == 1.0  # naive float addition gives 0.9999999999999999
+
+
+def _hist(counts: tuple[int, ...], total: float) -> HistogramValue:
+    return HistogramValue((1.0, 5.0), counts, sum(counts), total)
+
+
+def test_histogram_delta_accumulates_buckets_count_and_sum() -> None:
+    store = Store()
+    store.apply([obs(HIST, D, 0, 10, _hist((1, 0, 2), 20.5)), obs(HIST, D, 10, 20, _hist((0, 3, 0), 9.0))])
+    series = store.families["h"].series[()]
+    assert series.counts == [1, 3, 2]  # type: ignore[union-attr]
+    assert series.count == 6  # type: ignore[union-attr]
+    assert series.sum.value == 29.5  # type: ignore[union-attr]
+
+
+def test_histogram_cumulative_differences_and_resets() -> None:
+    store = Store()
+    store.apply([obs(HIST, C, 0, 10, _hist((1, 0, 0), 0.5)), obs(HIST, C, 0, 20, _hist((1, 2, 0), 6.5)),
+                 obs(HIST, C, 30, 40, _hist((0, 0, 1), 10.0))])
+    series = store.families["h"].series[()]
+    assert series.counts == [1, 2, 1]  # type: ignore[union-attr]
+    assert series.count == 4  # type: ignore[union-attr]
+    assert series.sum.value == 16.5  # type: ignore[union-attr]
+
+
+def test_histogram_with_other_bounds_is_rejected() -> None:
+    store = Store()
+    store.apply([obs(HIST, D, 0, 10, _hist((1, 0, 0), 0.5))])
+    other = HistogramValue((2.0,), (1, 0), 1, 1.0)
+    assert store.apply([obs(HIST, D, 10, 20, other)]).rejected["histogram_bounds_changed"] == 1
+
+
+def test_version_moves_only_on_change() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, D, 0, 10, 1)])
+    version = store.version
+    store.apply([obs(COUNTER, D, 0, 10, 1)])
+    assert store.version == version

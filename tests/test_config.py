@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from otlp_bridge.config import DEFAULT_DROP, ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    settings = load_settings(None)
+    assert settings.server.host == "127.0.0.1"
+    assert (settings.server.grpc_port, settings.server.http_port, settings.server.metrics_port) == (4317, 4318, 9464)
+    assert settings.state.dir == tmp_path / "otlp-bridge"
+    assert set(DEFAULT_DROP) <= set(settings.labels.drop)
+
+
+def test_env_wins_over_file_and_file_over_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[server]\ngrpc_port = 5317\nhttp_port = 5318\n[labels]\ndrop = ["session.id", "user.id"]\n')
+    monkeypatch.setenv("OTLP_BRIDGE_SERVER__HTTP_PORT", "6318")
+    settings = load_settings(config)
+    assert settings.server.grpc_port == 5317
+    assert settings.server.http_port == 6318
+    assert settings.server.metrics_port == 9464
+    assert settings.labels.drop == ["session.id", "user.id"]
+
+
+def test_config_path_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text("[server]\nmetrics_port = 9999\n")
+    monkeypatch.setenv("OTLP_BRIDGE_CONFIG", str(config))
+    assert load_settings(None).server.metrics_port == 9999
+
+
+def test_every_failing_field_is_listed(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[server]\ngrpc_port = 70000\nhttp_port = "x"\nbogus = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    message = str(info.value)
+    assert "server.grpc_port" in message
+    assert "server.http_port" in message
+    assert "server.bogus" in message
+
+
+def test_missing_and_unparsable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(broken)
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    settings = load_settings(ROOT / "config.example.toml")
+    text = (ROOT / "config.example.toml").read_text()
+    for section, model in settings:
+        if isinstance(model, BaseModel):
+            for key in type(model).model_fields:
+                assert f"{key} =" in text, f"{section}.{key} undocumented"
+        else:
+            assert f"{section} =" in text, section
