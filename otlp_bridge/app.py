@@ -1,22 +1,28 @@
-"""Wires receivers, pipeline, store and exposition into one asyncio process."""
+"""Wires receivers, pipeline, store, durable state and exposition into one asyncio process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import ssl
 from dataclasses import dataclass
 
+import grpc
 from aiohttp import web
 from google.protobuf.internal import api_implementation
 
-from otlp_bridge.config import Settings
+from otlp_bridge.config import Settings, TlsSettings
 from otlp_bridge.expose import api
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.receive import grpc as grpc_receiver
 from otlp_bridge.receive import http as http_receiver
+from otlp_bridge.receive.admission import Admission
+from otlp_bridge.receive.auth import TokenAuth
 from otlp_bridge.self_metrics import SelfMetrics
-from otlp_bridge.store.accumulator import Store
+from otlp_bridge.store.accumulator import Limits, Store
+from otlp_bridge.store.persist import SqliteState
 from otlp_bridge.translate.metrics import LabelPolicy
 
 log = logging.getLogger(__name__)
@@ -29,33 +35,66 @@ class Ports:
     metrics: int
 
 
-def _grpc_address(host: str, port: int) -> str:
+def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+def _server_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    if tls.client_ca_file is not None:
+        context.load_verify_locations(str(tls.client_ca_file))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _grpc_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
+    if not tls.enabled:
+        return None
+    assert tls.cert_file is not None
+    assert tls.key_file is not None
+    ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials([(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                                       root_certificates=ca, require_client_auth=ca is not None)
+
+
+async def _start_site(app: web.Application, host: str, port: int,
+                      ssl_context: ssl.SSLContext | None, grace: float) -> tuple[web.AppRunner, int]:
     # aiohttp would inflate gzip bodies itself, without a size limit; decode.gunzip does it bounded.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
+                           shutdown_timeout=grace)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
-    bound = runner.addresses[0][1]
-    return runner, bound
+    return runner, runner.addresses[0][1]
 
 
 class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store()
+        state_settings = settings.state
+        self.state = SqliteState(state_settings.dir, synchronous=state_settings.synchronous.upper()) \
+            if state_settings.persist else None
+        limits = Limits(
+            max_series=settings.limits.max_series,
+            series_ttl=state_settings.series_ttl.total_seconds(),
+            input_ttl=state_settings.input_ttl.total_seconds(),
+            max_inputs_in_memory=state_settings.max_inputs_in_memory,
+        )
+        self.store = Store(limits, backing=self.state)
         self.stats = SelfMetrics()
         self.readiness = api.Readiness()
-        self.pipeline = Pipeline(self.store, LabelPolicy(frozenset(settings.labels.drop)), self.stats)
+        policy = LabelPolicy(frozenset(settings.labels.drop), settings.limits.max_label_value_length)
+        self.pipeline = Pipeline(self.store, policy, self.stats, self.state)
+        self.admission = Admission(settings.limits.max_inflight_requests, settings.limits.max_inflight_bytes)
+        self.auth = TokenAuth(settings.auth.tokens)
         self._runners: list[web.AppRunner] = []
-        self._grpc = grpc_receiver.build_server(self.pipeline, settings.server.max_request_bytes)
+        self._grpc: grpc.aio.Server | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self.ports: Ports | None = None
 
     async def start(self) -> Ports:
-        """Bind every listener, or none: a failure stops what had started before it re-raises."""
+        """Open state, bind every listener, or none: a failure undoes what had started and re-raises."""
         if api_implementation.Type() != "upb":
             log.warning("protobuf is using its %r backend, not upb: decoding will be many times slower",
                         api_implementation.Type())
@@ -66,31 +105,75 @@ class Bridge:
             raise
 
     async def _start(self) -> Ports:
-        server = self.settings.server
-        grpc_port = self._grpc.add_insecure_port(_grpc_address(server.host, server.grpc_port))
+        settings, server = self.settings, self.settings.server
+        if self.state is not None:
+            self.state.open()  # raises StateError on a corrupt file: never start from zero silently
+            loaded = self.state.load_into(self.store, series_ttl=self.store.limits.series_ttl,
+                                          now=self.store.clock())
+            log.info("state %s: %d series restored", self.state.path, loaded)
+        else:
+            log.warning("state.persist is off: totals live in memory only and are lost on restart")
+        tls = settings.tls
+        ssl_context = _server_ssl_context(tls) if tls.enabled else None
+        self._grpc, grpc_port = grpc_receiver.build_server(
+            self.pipeline, max_message_bytes=settings.limits.max_decompressed_bytes, auth=self.auth,
+            admission=self.admission, credentials=_grpc_credentials(tls),
+            address=_address(server.host, server.grpc_port))
         if grpc_port == 0:
-            raise OSError(f"cannot bind OTLP/gRPC on {server.host}:{server.grpc_port}")
+            raise OSError(f"cannot bind OTLP/gRPC on {_address(server.host, server.grpc_port)}")
         await self._grpc.start()
-        http_runner, http_port = await _start_site(
-            http_receiver.build_app(self.pipeline, server.max_request_bytes), server.host, server.http_port)
+        handler = http_receiver.OtlpHttpHandler(
+            self.pipeline, max_request_bytes=settings.limits.max_request_bytes,
+            max_decompressed_bytes=settings.limits.max_decompressed_bytes, auth=self.auth,
+            admission=self.admission, retry_after=settings.limits.retry_after_seconds)
+        grace = server.shutdown_grace_seconds
+        http_runner, http_port = await _start_site(http_receiver.build_app(handler), server.host, server.http_port,
+                                                   ssl_context, grace)
         self._runners.append(http_runner)
+        metrics_app = api.build_app(self.store, self.stats, self.readiness, settings.auth.metrics)
         metrics_runner, metrics_port = await _start_site(
-            api.build_app(self.store, self.stats, self.readiness), server.host, server.metrics_port)
+            metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace)
         self._runners.append(metrics_runner)
         self.ports = Ports(grpc_port, http_port, metrics_port)
-        log.info("OTLP/gRPC listening on %s", _grpc_address(server.host, grpc_port))
-        log.info("OTLP/HTTP listening on http://%s/v1/{metrics,logs,traces}", _grpc_address(server.host, http_port))
-        log.info("Prometheus metrics on http://%s/metrics", _grpc_address(server.host, metrics_port))
+        scheme = "https" if tls.enabled else "http"
+        log.info("OTLP/gRPC listening on %s%s", _address(server.host, grpc_port), " (TLS)" if tls.enabled else "")
+        log.info("OTLP/HTTP listening on %s://%s/v1/{metrics,logs,traces}", scheme, _address(server.host, http_port))
+        log.info("Prometheus metrics on %s://%s/metrics", "https" if tls.metrics_port and tls.enabled else "http",
+                 _address(server.host, metrics_port))
+        self._maintenance = asyncio.create_task(self._maintain())
         self.readiness.ready = True
         return self.ports
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def _maintain(self) -> None:
+        interval = self.settings.state.maintenance_interval.total_seconds()
+        retention = self.settings.state.input_retention.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self.state is not None:
+                    await self.state.maintain(self.store, input_retention=retention)
+                else:
+                    self.store.expire()
+            except Exception:
+                log.exception("state maintenance failed; retrying next interval")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight exports finish (each is durable before it is answered), close."""
+        grace = self.settings.server.shutdown_grace_seconds if grace is None else grace
         self.readiness.ready = False
         self.readiness.reason = "shutting down"
-        await self._grpc.stop(grace)
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.state is not None:
+            await self.state.flush(self.store)  # acknowledged exports are durable already; this is the rest
+            self.state.close()
 
 
 async def serve(settings: Settings) -> None:
@@ -104,3 +187,4 @@ async def serve(settings: Settings) -> None:
     await stopping.wait()
     log.info("shutting down")
     await bridge.stop()
+    log.info("stopped")

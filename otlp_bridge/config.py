@@ -7,10 +7,11 @@ failing field listed.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,11 +36,18 @@ class ServerSettings(_Section):
     grpc_port: int = Field(4317, ge=0, le=65535)
     http_port: int = Field(4318, ge=0, le=65535)
     metrics_port: int = Field(9464, ge=0, le=65535)
-    max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="after decompression")
+    shutdown_grace_seconds: float = Field(5.0, ge=0)
 
 
 class StateSettings(_Section):
     dir: Path = Field(default_factory=_default_state_dir)
+    persist: bool = True
+    synchronous: Literal["full", "normal"] = "full"
+    series_ttl: timedelta = timedelta(0)
+    input_ttl: timedelta = timedelta(hours=1)
+    input_retention: timedelta = timedelta(days=7)
+    max_inputs_in_memory: int = Field(200_000, gt=0)
+    maintenance_interval: timedelta = timedelta(seconds=10)
 
     @field_validator("dir")
     @classmethod
@@ -47,8 +55,66 @@ class StateSettings(_Section):
         return value.expanduser()
 
 
+class LimitSettings(_Section):
+    max_request_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    max_decompressed_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    max_series: int = Field(200_000, gt=0)
+    max_label_value_length: int = Field(1024, gt=0)
+    max_inflight_requests: int = Field(256, gt=0)
+    max_inflight_bytes: int = Field(128 * 1024 * 1024, gt=0)
+    retry_after_seconds: int = Field(1, ge=0)
+
+
 class LabelSettings(_Section):
     drop: list[str] = Field(default_factory=lambda: list(DEFAULT_DROP))
+
+
+class TokenSettings(_Section):
+    token: SecretStr | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TokenSettings:
+        if (self.token is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of token or sha256")
+        return self
+
+
+class MetricsAuthSettings(_Section):
+    bearer_token: SecretStr | None = None
+    basic_username: str | None = None
+    basic_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> MetricsAuthSettings:
+        if (self.basic_username is None) != (self.basic_password is None):
+            raise ValueError("basic_username and basic_password go together")
+        return self
+
+
+class AuthSettings(_Section):
+    tokens: list[TokenSettings] = Field(default_factory=list)
+    metrics: MetricsAuthSettings = Field(default_factory=MetricsAuthSettings)
+
+
+class TlsSettings(_Section):
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None  # set: clients must present a certificate it signed (mTLS)
+    metrics_port: bool = False  # serve /metrics over TLS too
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 class Settings(BaseSettings):
@@ -56,7 +122,10 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     labels: LabelSettings = Field(default_factory=LabelSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     log_level: str = "INFO"
 
     @classmethod

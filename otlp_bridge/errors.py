@@ -18,6 +18,8 @@ class ErrorKind(enum.Enum):
     BAD_ENCODING = "bad_encoding"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     TOO_LARGE = "too_large"
+    UNAUTHENTICATED = "unauthenticated"
+    OVERLOADED = "overloaded"
     UNAVAILABLE = "unavailable"
 
 
@@ -35,6 +37,9 @@ ANSWERS: dict[ErrorKind, Answer] = {
     ErrorKind.BAD_ENCODING: Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False),
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: Answer(grpc.StatusCode.INVALID_ARGUMENT, 415, False),
     ErrorKind.TOO_LARGE: Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, False),
+    ErrorKind.UNAUTHENTICATED: Answer(grpc.StatusCode.UNAUTHENTICATED, 401, False),
+    # Retryable ones carry Retry-After on HTTP; Claude Code retries 429/503 and UNAVAILABLE.
+    ErrorKind.OVERLOADED: Answer(grpc.StatusCode.UNAVAILABLE, 503, True),
     ErrorKind.UNAVAILABLE: Answer(grpc.StatusCode.UNAVAILABLE, 503, True),
 }
 
@@ -47,6 +52,7 @@ class ExportError(Exception):
         self.kind = kind
         self.message = message
         self.answer = ANSWERS[kind]
+        self.counted = False  # set once logged and counted, so no layer does it twice
 
     @property
     def outcome(self) -> str:

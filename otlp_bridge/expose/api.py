@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import html
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from otlp_bridge import __version__
+from otlp_bridge.config import MetricsAuthSettings
 from otlp_bridge.expose.prometheus import render, snapshot
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import Store
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PROBES = frozenset({"/healthz", "/readyz"})  # kubelets and load balancers carry no credentials
 
 
 class Readiness:
@@ -21,7 +28,29 @@ class Readiness:
         self.reason = "starting"
 
 
-def build_app(store: Store, stats: SelfMetrics, readiness: Readiness) -> web.Application:
+def _auth_middleware(settings: MetricsAuthSettings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    accepted: list[str] = []
+    if settings.bearer_token is not None:
+        accepted.append("Bearer " + settings.bearer_token.get_secret_value())
+    if settings.basic_username is not None and settings.basic_password is not None:
+        pair = f"{settings.basic_username}:{settings.basic_password.get_secret_value()}"
+        accepted.append("Basic " + base64.b64encode(pair.encode()).decode())
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in _PROBES:
+            return await handler(request)
+        given = request.headers.get("Authorization", "").encode()
+        if not any(hmac.compare_digest(given, option.encode()) for option in accepted):
+            schemes = ", ".join(option.split(" ", 1)[0] + ' realm="otlp-bridge"' for option in accepted)
+            return web.Response(status=401, text="unauthorized\n", headers={"WWW-Authenticate": schemes})
+        return await handler(request)
+
+    return check
+
+
+def build_app(store: Store, stats: SelfMetrics, readiness: Readiness,
+              auth: MetricsAuthSettings | None = None) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         snap = snapshot(store, stats)
         body, content_type = await asyncio.to_thread(render, snap, request.headers.get("Accept"))
@@ -43,7 +72,8 @@ def build_app(store: Store, stats: SelfMetrics, readiness: Readiness) -> web.App
                 f"<p>{store.series_count} live series.</p><ul>{links}</ul>")
         return web.Response(text=page, content_type="text/html")
 
-    app = web.Application()
+    protected = auth is not None and (auth.bearer_token is not None or auth.basic_username is not None)
+    app = web.Application(middlewares=[_auth_middleware(auth)] if protected and auth else [])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

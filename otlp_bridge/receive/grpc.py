@@ -15,6 +15,8 @@ from grpc import aio
 from otlp_bridge.decode import Signal
 from otlp_bridge.errors import ExportError
 from otlp_bridge.pipeline import Pipeline
+from otlp_bridge.receive.admission import Admission
+from otlp_bridge.receive.auth import TokenAuth
 
 _SERVICES = {
     Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
@@ -22,26 +24,34 @@ _SERVICES = {
     Signal.TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
 }
 
+Handler = Callable[[bytes, aio.ServicerContext], Coroutine[Any, Any, bytes]]
 
-def _handler(pipeline: Pipeline, signal: Signal) -> Callable[[bytes, aio.ServicerContext], Coroutine[Any, Any, bytes]]:
+
+def _handler(pipeline: Pipeline, signal: Signal, auth: TokenAuth, admission: Admission) -> Handler:
     async def export(body: bytes, context: aio.ServicerContext) -> bytes:
         try:
-            # An empty message is a valid gRPC request (the SDK never sends one, but it is no error).
-            return pipeline.export_bytes("grpc", signal, body, allow_empty=True).SerializeToString()
+            identity = auth.identify(dict(context.invocation_metadata() or ()).get("authorization"))
+            with admission.slot(len(body)):
+                # An empty message is a valid gRPC request (the SDK never sends one, but it is no error).
+                response = await pipeline.handle("grpc", signal, body, allow_empty=True, identity=identity)
+            return response.SerializeToString()
         except ExportError as exc:
+            pipeline.refused("grpc", signal, exc)
             await context.abort(exc.answer.grpc_code, exc.message)
             raise  # abort raises; this keeps type checkers honest
 
     return export
 
 
-def build_server(pipeline: Pipeline, max_message_bytes: int) -> aio.Server:
+def build_server(pipeline: Pipeline, *, max_message_bytes: int, auth: TokenAuth, admission: Admission,
+                 credentials: grpc.ServerCredentials | None, address: str) -> tuple[aio.Server, int]:
     server = aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),
     ])
     for signal, service in _SERVICES.items():
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, {
-            "Export": grpc.unary_unary_rpc_method_handler(_handler(pipeline, signal)),
+            "Export": grpc.unary_unary_rpc_method_handler(_handler(pipeline, signal, auth, admission)),
         })])
-    return server
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    return server, port

@@ -17,15 +17,20 @@ The exactness rules, in one place:
 Totals are summed with Neumaier compensation so long runs of decimal deltas
 (0.0066954 USD …) keep the total the client itself would report.
 
-Plain, synchronous Python: one writer (the event loop) calls `apply`.
+Plain, synchronous Python: one writer (the event loop) calls `apply`. What
+changed is remembered as dirty until `take_dirty` hands it to persistence; a
+`Backing` (the durable state) answers for series and inputs no longer held in
+memory, so expiry and eviction bound memory without forgetting a total.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from otlp_bridge.translate.metrics import (
     FamilyMeta,
@@ -37,30 +42,31 @@ from otlp_bridge.translate.metrics import (
 
 
 class Total:
-    """A float sum with Neumaier compensation."""
+    """A float sum with Neumaier compensation, and when it last changed."""
 
-    __slots__ = ("_comp", "_sum")
+    __slots__ = ("comp", "sum", "updated")
 
-    def __init__(self, value: float = 0.0) -> None:
-        self._sum = value
-        self._comp = 0.0
+    def __init__(self, value: float = 0.0, comp: float = 0.0, updated: float = 0.0) -> None:
+        self.sum = value
+        self.comp = comp
+        self.updated = updated
 
     def add(self, x: float) -> None:
-        s = self._sum
+        s = self.sum
         t = s + x
         if abs(s) >= abs(x):
-            self._comp += (s - t) + x
+            self.comp += (s - t) + x
         else:
-            self._comp += (x - t) + s
-        self._sum = t
+            self.comp += (x - t) + s
+        self.sum = t
 
     def set(self, x: float) -> None:
-        self._sum = x
-        self._comp = 0.0
+        self.sum = x
+        self.comp = 0.0
 
     @property
     def value(self) -> float:
-        return self._sum + self._comp
+        return self.sum + self.comp
 
 
 @dataclass(slots=True)
@@ -69,6 +75,7 @@ class HistogramTotal:
     counts: list[int]
     count: int = 0
     sum: Total = field(default_factory=Total)
+    updated: float = 0.0
 
     def add(self, counts: tuple[int, ...] | list[int], count: int, total: float) -> None:
         for i, c in enumerate(counts):
@@ -77,17 +84,21 @@ class HistogramTotal:
         self.sum.add(total)
 
 
+Series = Total | HistogramTotal
+InputKey = tuple[object, ...]
+
 _RECENT_WINDOWS = 8
 
 
 @dataclass(slots=True)
-class _Input:
+class InputState:
     """What is remembered of one input series between its points."""
 
     start: int
     time: int
     value: float | HistogramValue | None = None  # last cumulative value
     windows: tuple[tuple[int, int], ...] = ()  # recent delta windows
+    seen: float = 0.0  # wall clock of the last point applied
 
     def is_replay(self, obs: Observation) -> bool:
         if obs.temporality is Temporality.DELTA:
@@ -95,10 +106,18 @@ class _Input:
         return obs.start == self.start and obs.time <= self.time
 
 
+class Backing(Protocol):
+    """Durable state that answers for what memory has let go of."""
+
+    def load_series(self, family: str, labels: Labels) -> Series | None: ...
+
+    def load_input(self, key: InputKey) -> InputState | None: ...
+
+
 @dataclass(slots=True)
 class Family:
     meta: FamilyMeta
-    series: dict[Labels, Total | HistogramTotal] = field(default_factory=dict)
+    series: dict[Labels, Series] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -108,17 +127,62 @@ class ApplyResult:
     rejected: Counter[str] = field(default_factory=Counter)
 
 
+SeriesSnapshot = tuple[float, float] | tuple[tuple[float, ...], tuple[int, ...], int, float, float]
+
+
+@dataclass(slots=True)
+class Dirty:
+    """Everything changed since the last `take_dirty`, copied so another thread may write it."""
+
+    families: list[FamilyMeta]
+    series: list[tuple[str, Labels, SeriesSnapshot, float]]
+    inputs: list[tuple[InputKey, InputState]]
+
+    def __bool__(self) -> bool:
+        return bool(self.families or self.series or self.inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_series: int = 1_000_000
+    series_ttl: float = 0.0  # seconds without an update before a series leaves memory; 0 keeps it
+    input_ttl: float = 3600.0  # the same for input state (temporality, replay detection)
+    max_inputs_in_memory: int = 200_000  # beyond this, the least recently seen clean inputs are evicted
+
+
+def snapshot_series(series: Series) -> SeriesSnapshot:
+    if isinstance(series, Total):
+        return series.sum, series.comp
+    return series.bounds, tuple(series.counts), series.count, series.sum.sum, series.sum.comp
+
+
+def series_from_snapshot(snap: SeriesSnapshot, updated: float) -> Series:
+    if len(snap) == 2:
+        return Total(snap[0], snap[1], updated)  # type: ignore[arg-type]
+    bounds, counts, count, total, comp = snap  # type: ignore[misc]
+    return HistogramTotal(tuple(bounds), list(counts), count, Total(total, comp), updated)
+
+
 class Store:
     """Output series and the per-input state that makes their totals exact."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None, backing: Backing | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.limits = limits or Limits()
+        self.backing = backing
+        self.clock = clock
         self.families: dict[str, Family] = {}
-        self._inputs: dict[tuple[object, ...], _Input] = {}
+        self._inputs: dict[InputKey, InputState] = {}
+        self._series_count = 0
+        self._dirty_families: set[str] = set()
+        self._dirty_series: set[tuple[str, Labels]] = set()
+        self._dirty_inputs: set[InputKey] = set()
         self.version = 0  # bumped on every change, so an unchanged store can reuse its last rendering
+        self._now = 0.0
 
     @property
     def series_count(self) -> int:
-        return sum(len(f.series) for f in self.families.values())
+        return self._series_count
 
     @property
     def input_count(self) -> int:
@@ -126,6 +190,7 @@ class Store:
 
     def apply(self, observations: list[Observation]) -> ApplyResult:
         result = ApplyResult()
+        self._now = self.clock()
         for obs in observations:
             reason = self._apply_one(obs)
             if reason is None:
@@ -138,19 +203,97 @@ class Store:
             self.version += 1
         return result
 
+    # --- restore, persistence, expiry -------------------------------------------------------
+    def restore(self, meta: FamilyMeta, series: dict[Labels, Series]) -> None:
+        """Put back what durable state holds (at start-up); nothing becomes dirty."""
+        family = self.families.setdefault(meta.name, Family(meta))
+        for labels, one in series.items():
+            if labels not in family.series:
+                self._series_count += 1
+            family.series[labels] = one
+
+    def take_dirty(self) -> Dirty:
+        dirty = Dirty(
+            [self.families[name].meta for name in self._dirty_families],
+            [(name, labels, snapshot_series(series), series.updated)
+             for name, labels in self._dirty_series
+             if (series := self.families[name].series.get(labels)) is not None],
+            [(key, InputState(i.start, i.time, i.value, i.windows, i.seen))
+             for key in self._dirty_inputs if (i := self._inputs.get(key)) is not None],
+        )
+        self._dirty_families.clear()
+        self._dirty_series.clear()
+        self._dirty_inputs.clear()
+        return dirty
+
+    def mark_dirty(self, dirty: Dirty) -> None:
+        """A write that failed: its rows stay owed to the next one."""
+        self._dirty_families.update(meta.name for meta in dirty.families)
+        self._dirty_series.update((name, labels) for name, labels, _, _ in dirty.series)
+        self._dirty_inputs.update(key for key, _ in dirty.inputs)
+
+    def expire(self, now: float | None = None) -> tuple[int, int]:
+        """Let go of series and inputs quiet for longer than their TTL (and inputs over the
+        memory cap, least recently seen first). Only what is durable, or not backed at all, goes."""
+        now = self.clock() if now is None else now
+        limits = self.limits
+        series_gone = 0
+        if limits.series_ttl > 0:
+            for family in self.families.values():
+                stale = [labels for labels, series in family.series.items()
+                         if now - series.updated > limits.series_ttl
+                         and (family.meta.name, labels) not in self._dirty_series]
+                for labels in stale:
+                    del family.series[labels]
+                series_gone += len(stale)
+            self._series_count -= series_gone
+        clean = [(state.seen, key) for key, state in self._inputs.items() if key not in self._dirty_inputs]
+        doomed = {key for seen, key in clean if limits.input_ttl > 0 and now - seen > limits.input_ttl}
+        excess = len(self._inputs) - len(doomed) - limits.max_inputs_in_memory
+        if excess > 0 and self.backing is not None:
+            doomed.update(key for _, key in sorted(clean)[:excess + len(doomed)])
+        for key in doomed:
+            del self._inputs[key]
+        if series_gone:
+            self.version += 1
+        return series_gone, len(doomed)
+
+    # --- applying one observation -------------------------------------------------------------
     def _family(self, meta: FamilyMeta) -> Family | None:
         family = self.families.get(meta.name)
         if family is None:
             family = self.families[meta.name] = Family(meta)
+            self._dirty_families.add(meta.name)
         elif family.meta.kind is not meta.kind:
             return None
         return family
+
+    def _series(self, family: Family, labels: Labels, new: Callable[[], Series]) -> Series | None:
+        series = family.series.get(labels)
+        if series is None:
+            if self.backing is not None:
+                series = self.backing.load_series(family.meta.name, labels)
+            if series is None:
+                if self._series_count >= self.limits.max_series:
+                    return None
+                series = new()
+            family.series[labels] = series
+            self._series_count += 1
+        return series
+
+    def _input(self, key: InputKey) -> InputState | None:
+        state = self._inputs.get(key)
+        if state is None and self.backing is not None:
+            state = self.backing.load_input(key)
+            if state is not None:
+                self._inputs[key] = state
+        return state
 
     def _apply_one(self, obs: Observation) -> str | None:
         family = self._family(obs.family)
         if family is None:
             return "type_conflict"
-        previous = self._inputs.get(obs.input_key)
+        previous = self._input(obs.input_key)
         if obs.temporality is Temporality.LAST_VALUE:
             return self._set_gauge(family, obs, previous)
         if previous is not None and previous.is_replay(obs):
@@ -159,19 +302,18 @@ class Store:
             return self._add_histogram(family, obs, previous)
         return self._add_number(family, obs, previous)
 
-    def _set_gauge(self, family: Family, obs: Observation, previous: _Input | None) -> str | None:
+    def _set_gauge(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
         if previous is not None and obs.time < previous.time:
             return "out_of_order"
-        value = cast(float, obs.value)
-        series = cast(Total | None, family.series.get(obs.labels))
+        series = cast(Total | None, self._series(family, obs.labels, Total))
         if series is None:
-            family.series[obs.labels] = Total(value)
-        else:
-            series.set(value)
+            return "series_limit"
+        series.set(cast(float, obs.value))
+        self._changed(family, obs, series)
         self._remember(obs, previous, None)
         return None
 
-    def _add_number(self, family: Family, obs: Observation, previous: _Input | None) -> str | None:
+    def _add_number(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
         value = cast(float, obs.value)
         if not math.isfinite(value):
             return "non_finite"
@@ -186,18 +328,23 @@ class Store:
             increase = value  # the counter restarted
         else:
             increase = value - previous.value
-        series = cast(Total | None, family.series.get(obs.labels))
+        series = cast(Total | None, self._series(family, obs.labels, Total))
         if series is None:
-            series = family.series[obs.labels] = Total()
+            return "series_limit"
         series.add(increase)
+        self._changed(family, obs, series)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
         return None
 
-    def _add_histogram(self, family: Family, obs: Observation, previous: _Input | None) -> str | None:
+    def _add_histogram(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
         value = cast(HistogramValue, obs.value)
-        series = cast(HistogramTotal | None, family.series.get(obs.labels))
+        existing = family.series.get(obs.labels)
+        if existing is not None and cast(HistogramTotal, existing).bounds != value.bounds:
+            return "histogram_bounds_changed"
+        series = cast(HistogramTotal | None, self._series(
+            family, obs.labels, lambda: HistogramTotal(value.bounds, [0] * len(value.counts))))
         if series is None:
-            series = HistogramTotal(value.bounds, [0] * len(value.counts))
+            return "series_limit"
         if series.bounds != value.bounds:
             return "histogram_bounds_changed"
         last = previous.value if previous is not None else None
@@ -213,13 +360,18 @@ class Store:
                        value.sum - last.sum)
         else:  # delta, first sight, or a reset
             series.add(value.counts, value.count, value.sum)
-        family.series.setdefault(obs.labels, series)
+        self._changed(family, obs, series)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
         return None
 
-    def _remember(self, obs: Observation, previous: _Input | None, value: float | HistogramValue | None) -> None:
+    def _changed(self, family: Family, obs: Observation, series: Series) -> None:
+        series.updated = self._now
+        self._dirty_series.add((family.meta.name, obs.labels))
+
+    def _remember(self, obs: Observation, previous: InputState | None, value: float | HistogramValue | None) -> None:
         if previous is None:
-            previous = self._inputs[obs.input_key] = _Input(obs.start, obs.time)
-        previous.start, previous.time, previous.value = obs.start, obs.time, value
+            previous = self._inputs[obs.input_key] = InputState(obs.start, obs.time)
+        previous.start, previous.time, previous.value, previous.seen = obs.start, obs.time, value, self._now
         if obs.temporality is Temporality.DELTA:
             previous.windows = (*previous.windows[1 - _RECENT_WINDOWS:], (obs.start, obs.time))
+        self._dirty_inputs.add(obs.input_key)

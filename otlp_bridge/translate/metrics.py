@@ -76,6 +76,7 @@ class Translation:
     observations: list[Observation] = field(default_factory=list)
     targets: list[Observation] = field(default_factory=list)  # target_info: derived, not received points
     rejected: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0  # points with a label value cut to the length limit
 
     def reject(self, reason: str, count: int = 1) -> None:
         if count:
@@ -84,9 +85,11 @@ class Translation:
 
 @dataclass(frozen=True, slots=True)
 class LabelPolicy:
-    """Which attribute keys never become labels (matched before and after sanitising)."""
+    """Which attribute keys never become labels (matched before and after sanitising),
+    and how long a label value may be."""
 
     drop: frozenset[str] = frozenset()
+    max_value_length: int = 1024
 
     def output_labels(self, attributes: dict[str, str], identity: Labels) -> Labels:
         merged: dict[str, list[str]] = {}
@@ -121,12 +124,18 @@ def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
 _TARGET_INFO_META = FamilyMeta(TARGET_INFO, Kind.GAUGE, "Target metadata")
 
 
-def translate_metrics(request: ExportMetricsServiceRequest, policy: LabelPolicy) -> Translation:
-    """Every data point of an export request as observations; unusable points as rejections."""
+def translate_metrics(
+    request: ExportMetricsServiceRequest, policy: LabelPolicy, stamped: Labels = (),
+) -> Translation:
+    """Every data point of an export request as observations; unusable points as rejections.
+
+    `stamped` labels (a token's identity) override anything the client sends and are part of
+    every input series' identity, so two devices never share one."""
     out = Translation()
     for resource_metrics in request.resource_metrics:
         attributes, identity = resource_identity(resource_metrics.resource)
-        resource_key = tuple(sorted(attributes.items()))
+        identity = tuple(sorted({**dict(identity), **dict(stamped)}.items()))
+        resource_key = (*sorted(attributes.items()), *stamped)
         info_labels = tuple(sorted(
             {label_name(k): v for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES}.items()
         )) + identity
@@ -164,10 +173,14 @@ def _translate_metric(
             out.reject("invalid_value")
             continue
         attributes = string_map(point.attributes)
+        labels_from = attributes
+        if any(len(v) > policy.max_value_length for v in attributes.values()):
+            out.truncated += 1
+            labels_from = {k: v[:policy.max_value_length] for k, v in attributes.items()}
         out.observations.append(Observation(
             family,
             (family.name, resource_key, tuple(sorted(attributes.items()))),
-            policy.output_labels(attributes, identity),
+            policy.output_labels(labels_from, identity),
             temporality,
             point.start_time_unix_nano,
             point.time_unix_nano,
