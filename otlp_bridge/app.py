@@ -178,12 +178,12 @@ class Bridge:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then drain and stop."""
-    bridge = Bridge(settings)
-    await bridge.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before start: a SIGTERM right after it must stop cleanly
         loop.add_signal_handler(sig, stopping.set)
+    bridge = Bridge(settings)
+    await bridge.start()
     await stopping.wait()
     log.info("shutting down")
     await bridge.stop()

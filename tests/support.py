@@ -34,9 +34,10 @@ USAGE_PER_REQUEST = {"input": 123, "cacheCreation": 890, "cacheRead": 4567, "out
 
 
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
-    server = {"host": "127.0.0.1", "grpc_port": 0, "http_port": 0, "metrics_port": 0}
-    server.update(overrides.pop("server", {}))
-    return load_settings(None, server=server, state={"dir": str(tmp_path / "state")}, **overrides)
+    server = {"host": "127.0.0.1", "grpc_port": 0, "http_port": 0, "metrics_port": 0,
+              "shutdown_grace_seconds": 1.0, **overrides.pop("server", {})}
+    state = {"dir": str(tmp_path / "state"), "synchronous": "normal", **overrides.pop("state", {})}
+    return load_settings(None, server=server, state=state, **overrides)
 
 
 class RunningBridge:
@@ -204,3 +205,21 @@ def api_requests(run: Path) -> int:
 
 def runs() -> Iterator[Path]:
     return iter(sorted(p for p in CLAUDE.iterdir() if p.is_dir()))
+
+
+def shifted(body: bytes, offset_ns: int) -> bytes:
+    """A real metrics request with every point's start and time moved by `offset_ns`: the same
+    shape and values, a distinct delta window (a new export of the same session)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: PLC0415
+        ExportMetricsServiceRequest,
+    )
+
+    request = ExportMetricsServiceRequest.FromString(body)
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                data = getattr(metric, metric.WhichOneof("data"))
+                for point in data.data_points:
+                    point.start_time_unix_nano += offset_ns
+                    point.time_unix_nano += offset_ns
+    return request.SerializeToString()

@@ -1,0 +1,169 @@
+"""Totals survive restarts; replays stay replays across them; a bad state file stops start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otlp_bridge.app import Bridge
+from otlp_bridge.store.accumulator import Limits, Store
+from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
+from otlp_bridge.translate.metrics import FamilyMeta, Kind, Observation, Temporality
+from tests.support import CLAUDE, RunningBridge, capture_requests, replay, settings_for_test
+
+TOKENS = "claude_code_token_usage_tokens_total"
+
+
+def test_totals_and_replay_memory_survive_a_restart(tmp_path: Path) -> None:
+    first = RunningBridge(settings_for_test(tmp_path))
+    replay(first, CLAUDE / "t7_write_edit_acceptEdits")
+    before = first.scrape().samples()
+    first.stop()
+    second = RunningBridge(settings_for_test(tmp_path))
+    try:
+        restored = second.scrape()
+        assert {k: v for k, v in restored.samples().items() if k[0].startswith("claude_code")} == \
+            {k: v for k, v in before.items() if k[0].startswith("claude_code")}
+        replay(second, CLAUDE / "t7_write_edit_acceptEdits")  # the client retrying after the restart
+        assert second.scrape().total(TOKENS, type="cacheRead") == 3 * 4567
+    finally:
+        second.stop()
+
+
+def test_cumulative_stream_split_by_a_restart_stays_exact(tmp_path: Path) -> None:
+    requests = [r for r in capture_requests(CLAUDE / "t9_cumulative_sleep") if r.signal == "metrics"]
+    first = RunningBridge(settings_for_test(tmp_path))
+    for req in requests[:3]:
+        assert first.post(req.http_path, req.body)[0] == 200
+    first.stop()
+    second = RunningBridge(settings_for_test(tmp_path))
+    try:
+        for req in requests[3:]:
+            assert second.post(req.http_path, req.body)[0] == 200
+        scrape = second.scrape()
+        assert scrape.total(TOKENS, type="cacheRead") == 2 * 4567
+        assert scrape.total("claude_code_session_count_total") == 1
+    finally:
+        second.stop()
+
+
+def test_persistence_off_keeps_nothing(tmp_path: Path) -> None:
+    first = RunningBridge(settings_for_test(tmp_path, state={"dir": str(tmp_path), "persist": False}))
+    replay(first, CLAUDE / "t1_http_protobuf_sayhi")
+    first.stop()
+    assert not (tmp_path / DB_NAME).exists()
+
+
+def _start(tmp_path: Path) -> None:
+    async def run() -> None:
+        bridge = Bridge(settings_for_test(tmp_path))
+        await bridge.start()
+        await bridge.stop(0)
+
+    asyncio.run(run())
+
+
+def test_corrupt_state_file_refuses_to_start(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / DB_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="--fresh-state"):
+        _start(tmp_path)
+    # the CLI says so and exits 1; --fresh-state moves the file aside and starts
+    env_args = [sys.executable, "-m", "otlp_bridge", "serve"]
+    config = tmp_path / "c.toml"
+    config.write_text(f'[server]\ngrpc_port = 0\nhttp_port = 0\nmetrics_port = 0\n[state]\ndir = "{state_dir}"\n')
+    result = subprocess.run([*env_args, "--config", str(config)], capture_output=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert b"unusable" in result.stderr
+    assert b"Traceback" not in result.stderr
+    process = subprocess.Popen([*env_args, "--config", str(config), "--fresh-state"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        line = b""
+        while b"Prometheus metrics on" not in line:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line, "bridge exited"
+    finally:
+        process.terminate()
+        process.wait(15)
+    assert process.returncode == 0
+    assert [p.name for p in state_dir.iterdir() if p.name.startswith(f"{DB_NAME}.aside-")]
+
+
+def test_state_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path / "state")
+    state.open()
+    assert state._writer is not None
+    state._writer.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    state.close()
+    with pytest.raises(StateError, match="schema version 99"):
+        _start(tmp_path)
+
+
+# --- expiry and eviction against the real state file --------------------------------------------
+COUNTER = FamilyMeta("c_total", Kind.COUNTER, "help")
+
+
+def _obs(session: str, start: int, time: int, value: float, temporality: Temporality) -> Observation:
+    return Observation(COUNTER, ("c_total", (), (("session.id", session),)), (("job", "x"),), temporality,
+                       start, time, value)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_expired_series_leaves_memory_and_continues_its_total_when_it_returns(tmp_path: Path) -> None:
+    clock = Clock()
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(Limits(series_ttl=60, input_ttl=60), backing=state, clock=clock)
+    store.apply([_obs("a", 0, 10, 5.0, Temporality.CUMULATIVE)])
+    asyncio.run(state.flush(store))
+    clock.now += 120
+    asyncio.run(state.maintain(store, input_retention=86400))
+    assert store.series_count == 0
+    assert store.input_count == 0
+    # the same cumulative stream returns: its input state comes back from disk, no double count
+    store.apply([_obs("a", 0, 20, 7.0, Temporality.CUMULATIVE)])
+    assert store.families["c_total"].series[(("job", "x"),)].value == 7.0
+    state.close()
+
+
+def test_inputs_over_the_memory_cap_are_evicted_but_not_forgotten(tmp_path: Path) -> None:
+    clock = Clock()
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(Limits(max_inputs_in_memory=10, input_ttl=0), backing=state, clock=clock)
+    store.apply([_obs(f"s{i}", 0, 10, 1.0, Temporality.CUMULATIVE) for i in range(100)])
+    asyncio.run(state.flush(store))
+    asyncio.run(state.maintain(store, input_retention=86400))
+    assert store.input_count == 10
+    store.apply([_obs(f"s{i}", 0, 20, 2.0, Temporality.CUMULATIVE) for i in range(100)])
+    assert store.families["c_total"].series[(("job", "x"),)].value == 200.0
+    state.close()
+
+
+def test_restart_restores_series_without_loading_every_input(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    store.apply([_obs("a", 0, 10, 3.0, Temporality.DELTA)])
+    asyncio.run(state.flush(store))
+    state.close()
+    again = SqliteState(tmp_path)
+    again.open()
+    fresh = Store(backing=again)
+    assert again.load_into(fresh, series_ttl=0, now=0) == 1
+    assert fresh.input_count == 0
+    assert fresh.apply([_obs("a", 0, 10, 3.0, Temporality.DELTA)]).duplicates == 1  # looked up on miss
+    again.close()
