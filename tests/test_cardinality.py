@@ -1,0 +1,56 @@
+"""A million distinct label values: the series cap holds, memory stays bounded, and the series
+that existed before keep updating."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+from tests.bridge_process import BridgeProcess
+from tests.support import CLAUDE, shifted
+
+DISTINCT = 1_000_000
+PER_REQUEST = 10_000
+CAP = 20_000
+T7_METRICS = (CLAUDE / "t7_write_edit_acceptEdits" / "0014_http_metrics.pb").read_bytes()
+
+
+def _attack(first: int) -> bytes:
+    """t7's lines_of_code metric, its one point repeated with a distinct `file` value each."""
+    t7 = ExportMetricsServiceRequest.FromString(T7_METRICS)
+    lines = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics
+                 if m.name == "claude_code.lines_of_code.count")
+    request = ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    resource_metrics.resource.CopyFrom(t7.resource_metrics[0].resource)
+    metric = resource_metrics.scope_metrics.add().metrics.add()
+    metric.CopyFrom(lines)
+    del metric.sum.data_points[:]
+    for i in range(first, first + PER_REQUEST):
+        point = metric.sum.data_points.add()
+        point.CopyFrom(lines.sum.data_points[0])
+        point.attributes.add(key="file", value={"string_value": f"/src/module_{i}.py"})
+    return request.SerializeToString()
+
+
+def test_a_million_distinct_label_values(tmp_path: Path) -> None:
+    bridge = BridgeProcess(tmp_path, tmp_path / "state", extra_toml=(
+        f'synchronous = "normal"\nmax_inputs_in_memory = {CAP}\n'
+        f"[limits]\nmax_series = {CAP}\nmax_request_bytes = 67108864\nmax_decompressed_bytes = 67108864\n"))
+    try:
+        assert bridge.post(T7_METRICS) == 200
+        baseline = bridge.rss_bytes()
+        for first in range(0, DISTINCT, PER_REQUEST):
+            assert bridge.post(_attack(first), timeout=120) == 200
+        scrape = bridge.scrape()
+        assert scrape.total("otlp_bridge_series") == CAP
+        existing = 12  # t7's 11 series and target_info
+        assert scrape.total("otlp_bridge_rejected_items_total", reason="series_limit") == DISTINCT - (CAP - existing)
+        grown = bridge.rss_bytes() - baseline
+        # unbounded, a million series and their input state would be well over a gigabyte
+        assert grown < 250 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
+        assert bridge.post(shifted(T7_METRICS, 10**9)) == 200
+        assert bridge.scrape().total("claude_code_token_usage_tokens_total", type="cacheRead") == 2 * 3 * 4567
+    finally:
+        assert bridge.stop() == 0
