@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint prometheus clean
+.PHONY: serve test lint prometheus clean bench-durability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ prometheus:
 
 test: $(STAMP) prometheus lint
 	$(BIN)/python -m pytest -q
+
+bench-durability: $(STAMP)
+	$(BIN)/python -m benchmarks.durability --requests 3000 --clients 16
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

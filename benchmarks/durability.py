@@ -1,0 +1,69 @@
+"""The cost of durability: exports/s and p99 latency with persistence on vs off, in one run.
+
+    .venv/bin/python -m benchmarks.durability [--requests 6000] [--clients 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import tempfile
+from pathlib import Path
+
+from benchmarks.loadgen import ServerProcess, as_row, make_bodies, run_load
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bridge(state_dir: Path, persist: bool, synchronous: str) -> tuple[ServerProcess, int, int]:
+    grpc_port, http_port, metrics_port = _port(), _port(), _port()
+    config = state_dir / "bench.toml"
+    config.write_text(
+        f"log_level = \"WARNING\"\n[server]\ngrpc_port = {grpc_port}\nhttp_port = {http_port}\n"
+        f"metrics_port = {metrics_port}\n[state]\ndir = \"{state_dir}\"\npersist = {str(persist).lower()}\n"
+        f"synchronous = \"{synchronous}\"\n")
+    server = ServerProcess(["-m", "otlp_bridge", "serve", "--config", str(config)],
+                           f"http://127.0.0.1:{metrics_port}/readyz")
+    return server, grpc_port, http_port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "durability.json")
+    args = parser.parse_args()
+    bodies = make_bodies(args.requests, sessions=500)
+    rows = []
+    for label, persist, sync in (("memory only", False, "normal"), ("persist, synchronous=normal", True, "normal"),
+                                 ("persist, synchronous=full", True, "full")):
+        for transport in ("http", "grpc"):
+            with tempfile.TemporaryDirectory() as tmp:
+                server, grpc_port, http_port = _bridge(Path(tmp), persist, sync)
+                try:
+                    result = run_load(transport, grpc_port if transport == "grpc" else http_port, bodies,
+                                      args.clients)
+                    rows.append({"config": label, **as_row(result), "server_cpu_s": server.cpu_seconds(),
+                                 "server_peak_rss_mib": server.peak_rss_mib()})
+                finally:
+                    server.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"requests": args.requests, "clients": args.clients, "rows": rows}, indent=2))
+    print(f"{'config':30} {'transport':9} {'exports/s':>10} {'points/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for row in rows:
+        print(f"{row['config']:30} {row['transport']:9} {row['exports_per_second']:>10} {row['points_per_second']:>10}"
+              f" {row['p50_ms']:>8} {row['p99_ms']:>8} {row['errors']:>6}")
+    base = {r["transport"]: r["exports_per_second"] for r in rows if r["config"] == "memory only"}
+    for row in rows:
+        if row["config"] != "memory only":
+            ratio = row["exports_per_second"] / base[row["transport"]]
+            print(f"{row['config']} / memory only, {row['transport']}: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
