@@ -21,10 +21,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from otlp_bridge.decode import Signal, decode_json, decode_protobuf
+from otlp_bridge.derive.activity import Activity
 from otlp_bridge.errors import ErrorKind, ExportError
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import Store
 from otlp_bridge.store.persist import SqliteState
+from otlp_bridge.translate.events import read_events
 from otlp_bridge.translate.metrics import LabelPolicy, Labels, translate_metrics
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,9 @@ Exporter = Callable[[Message, Labels], Message]
 
 class Pipeline:
     def __init__(self, store: Store, policy: LabelPolicy, stats: SelfMetrics,
-                 state: SqliteState | None = None) -> None:
+                 state: SqliteState | None = None, activity: Activity | None = None) -> None:
         self.store = store
+        self.activity = activity or Activity(store)
         self.policy = policy
         self.stats = stats
         self.state = state
@@ -107,7 +110,10 @@ class Pipeline:
 
     def _export_logs(self, request: ExportLogsServiceRequest, identity: Labels) -> ExportLogsServiceResponse:
         count = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-        self.stats.items_seen(Signal.LOGS.value, "accepted", count)
+        result = self.activity.apply(read_events(request, identity, self.policy.drop))
+        signal = Signal.LOGS.value
+        self.stats.items_seen(signal, "accepted", count - result.duplicates)
+        self.stats.items_seen(signal, "duplicate", result.duplicates)
         return ExportLogsServiceResponse()
 
     def _export_traces(self, request: ExportTraceServiceRequest, identity: Labels) -> ExportTraceServiceResponse:

@@ -39,9 +39,18 @@ def test_t7_write_edit_lines_and_decisions_and_nothing_else(bridge: RunningBridg
     assert scrape.total("claude_code_active_time_seconds_total", type="cli") == 0.379
     # the exact set of series: an unexpected extra line fails the test
     names = {name for name, _ in scrape.samples() if not name.startswith("otlp_bridge_")}
+    histograms = ("api_request_cost_usd", "api_request_duration_seconds", "api_request_input_tokens",
+                  "api_request_output_tokens", "api_request_ttft_seconds", "tool_duration_seconds",
+                  "user_prompt_length_chars")
     assert names == {
+        # from the metrics
         "target_info", SESSIONS, COST, TOKENS, decisions,
         "claude_code_lines_of_code_count_total", "claude_code_active_time_seconds_total",
+        # from the events
+        "claude_code_events_total", "claude_code_api_requests_total", "claude_code_tool_calls_total",
+        "claude_code_tool_decisions_total", "claude_code_user_prompts_total",
+        "claude_code_last_seen_timestamp_seconds",
+        *(f"claude_code_{h}_{suffix}" for h in histograms for suffix in ("bucket", "count", "sum")),
     }
     assert len(scrape.series(TOKENS)) == 4
     (labels,) = scrape.series(SESSIONS)

@@ -25,6 +25,7 @@ memory, so expiry and eviction bound memory without forgetting a total.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import Counter
@@ -82,6 +83,12 @@ class HistogramTotal:
             self.counts[i] += c
         self.count += count
         self.sum.add(total)
+
+    def observe(self, value: float) -> None:
+        """One observation, in the first bucket whose upper bound holds it (Prometheus `le`)."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.sum.add(value)
 
 
 Series = Total | HistogramTotal
@@ -202,6 +209,58 @@ class Store:
         if result.accepted:
             self.version += 1
         return result
+
+    # --- derived series: already deduplicated upstream, so no input tracking --------------------
+    def add(self, meta: FamilyMeta, labels: Labels, increase: float) -> bool:
+        """Add to a derived counter; False when the series cap refused a new series."""
+        family = self._family(meta)
+        series = cast(Total | None, self._series(family, labels, Total)) if family else None
+        if series is None:
+            return False
+        series.add(increase)
+        self._touch(meta.name, labels, series)
+        return True
+
+    def set(self, meta: FamilyMeta, labels: Labels, value: float) -> bool:
+        """Set a derived gauge."""
+        family = self._family(meta)
+        series = cast(Total | None, self._series(family, labels, Total)) if family else None
+        if series is None:
+            return False
+        series.set(value)
+        self._touch(meta.name, labels, series)
+        return True
+
+    def observe(self, meta: FamilyMeta, labels: Labels, bounds: tuple[float, ...], value: float) -> bool:
+        """Count one observation into a derived histogram."""
+        family = self._family(meta)
+        series = cast(HistogramTotal | None, self._series(
+            family, labels, lambda: HistogramTotal(bounds, [0] * (len(bounds) + 1)))) if family else None
+        if series is None or series.bounds != bounds:
+            return False
+        series.observe(value)
+        self._touch(meta.name, labels, series)
+        return True
+
+    def value(self, name: str, labels: Labels) -> float | None:
+        """The current value of a counter or gauge series held in memory."""
+        family = self.families.get(name)
+        series = family.series.get(labels) if family else None
+        return series.value if isinstance(series, Total) else None
+
+    def input_state(self, key: InputKey) -> InputState | None:
+        """Durable per-stream state a deriver keeps (e.g. an event stream's high-water mark)."""
+        return self._input(key)
+
+    def keep_input_state(self, key: InputKey, state: InputState) -> None:
+        state.seen = self.clock()
+        self._inputs[key] = state
+        self._dirty_inputs.add(key)
+
+    def _touch(self, name: str, labels: Labels, series: Series) -> None:
+        series.updated = self.clock()
+        self._dirty_series.add((name, labels))
+        self.version += 1
 
     # --- restore, persistence, expiry -------------------------------------------------------
     def restore(self, meta: FamilyMeta, series: dict[Labels, Series]) -> None:

@@ -1,0 +1,148 @@
+"""Claude Code log events (OTLP log records) to plain `Event`s and the counters they feed.
+
+Attribute types vary by event and CLI version (`duration_ms` is an int on
+`api_request` but a string on `tool_result`; before 2.1.122 everything was a
+string), so every number and flag is read leniently. Cost and tokens are NOT
+counted from events: the metrics carry the same numbers, and adding both would
+double them. Events feed per-request, per-tool and per-prompt views only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otlp_bridge.translate.attributes import plain
+from otlp_bridge.translate.metrics import Labels, resource_identity
+from otlp_bridge.translate.naming import label_name
+
+EVENT_PREFIX = "claude_code."
+# Who did it: copied onto event series so per-user and per-team views work as with the metrics.
+WHO = ("user.id", "user.email", "organization.id")
+# Resource keys every Claude Code process has; any other resource key came from the user's
+# OTEL_RESOURCE_ATTRIBUTES (team.id, department, …) and is a "who" label too.
+_STANDARD_RESOURCE = frozenset({"service.name", "service.version", "service.namespace", "service.instance.id",
+                                "os.type", "os.version", "host.arch", "wsl.version", "host.name"})
+
+
+def as_float(value: Any) -> float | None:
+    """A number from an int, double, numeric string or bool attribute; None when there is none."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return None
+    if isinstance(value, int | float):
+        return bool(value)
+    return None
+
+
+def as_label(value: Any) -> str:
+    """An attribute as a label value: integral numbers without '.0', absent as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    number = as_float(value) if not isinstance(value, str) else None
+    if number is not None and number.is_integer():
+        return str(int(number))
+    return str(value)
+
+
+@dataclass(slots=True)
+class Event:
+    name: str  # without the `claude_code.` prefix: api_request, tool_result, …
+    attributes: dict[str, Any]
+    time_ns: int
+    sequence: int | None
+    session: str  # session.id, or '' when the CLI was told not to send it
+    who: Labels  # job, identity and "who" attributes as labels
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        return self.attributes.get(key)
+
+    def number(self, key: str) -> float | None:
+        return as_float(self.attributes.get(key))
+
+
+def read_events(request: ExportLogsServiceRequest, stamped: Labels = (),
+                drop: frozenset[str] = frozenset()) -> Iterator[Event]:
+    """Every Claude Code event in a logs export; other log records are skipped. Attribute keys in
+    `drop` never become "who" labels, as with the metrics."""
+    for resource_logs in request.resource_logs:
+        resource, identity = resource_identity(resource_logs.resource)
+        resource_who = {k: v for k, v in resource.items() if k not in _STANDARD_RESOURCE and k not in drop}
+        base = {**dict(identity), **{label_name(k): v for k, v in resource_who.items()}}
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attributes = {kv.key: plain(kv.value) for kv in record.attributes}
+                name = attributes.get("event.name") or ""
+                body = record.body.string_value if record.body.HasField("string_value") else ""
+                if not name and body.startswith(EVENT_PREFIX):
+                    name = body[len(EVENT_PREFIX):]
+                if not name or not (body.startswith(EVENT_PREFIX) or "session.id" in attributes):
+                    continue
+                who = dict(base)
+                for key in WHO:
+                    if key not in drop and attributes.get(key) not in (None, ""):
+                        who[label_name(key)] = as_label(attributes[key])
+                who.update(dict(stamped))  # a token's identity wins over what the client says
+                sequence = as_float(attributes.get("event.sequence"))
+                yield Event(
+                    name=str(name), attributes=attributes,
+                    time_ns=record.time_unix_nano or record.observed_time_unix_nano,
+                    sequence=int(sequence) if sequence is not None else None,
+                    session=str(attributes.get("session.id") or ""),
+                    who=tuple(sorted(who.items())),
+                )
+
+
+# --- the user_prompt workflow classifier ----------------------------------------------------------
+# First match wins, in this order. Words are matched whole, case-insensitively.
+WORKFLOWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("testing", ("test", "tests", "pytest", "unittest", "coverage", "spec", "jest", "assert")),
+    ("git", ("git", "commit", "branch", "merge", "rebase", "pull request", "pr", "diff", "push")),
+    ("debugging", ("bug", "debug", "error", "fix", "crash", "traceback", "exception", "failing", "broken")),
+    ("deployment", ("deploy", "release", "docker", "kubernetes", "k8s", "helm", "ci", "pipeline", "terraform")),
+    ("documentation", ("doc", "docs", "readme", "document", "documentation", "comment", "docstring")),
+    ("api", ("api", "endpoint", "rest", "graphql", "http", "request", "webhook", "grpc")),
+    ("development", ("add", "implement", "create", "build", "refactor", "feature", "write", "function", "class")),
+)
+_WORKFLOW_PATTERNS = [(name, re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE))
+                      for name, words in WORKFLOWS]
+REDACTED = "<REDACTED>"
+
+
+def classify_prompt(text: str | None) -> str | None:
+    """The workflow a prompt is about, or None when the text is absent or redacted."""
+    if not text or text == REDACTED:
+        return None
+    for name, pattern in _WORKFLOW_PATTERNS:
+        if pattern.search(text):
+            return name
+    return "other"
