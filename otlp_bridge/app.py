@@ -14,6 +14,9 @@ from aiohttp import web
 from google.protobuf.internal import api_implementation
 
 from otlp_bridge.config import Settings, TlsSettings
+from otlp_bridge.derive.activity import Activity, ActivitySettings
+from otlp_bridge.derive.economics import Budget, Economics
+from otlp_bridge.derive.pricing import Price, PriceTable
 from otlp_bridge.expose import api
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.receive import grpc as grpc_receiver
@@ -84,8 +87,19 @@ class Bridge:
         self.store = Store(limits, backing=self.state)
         self.stats = SelfMetrics()
         self.readiness = api.Readiness()
+        events = settings.events
+        self.activity = Activity(self.store, ActivitySettings(
+            events.session_idle.total_seconds(), events.active_window.total_seconds(), events.max_sessions,
+            events.classify_prompts))
+        self.economics = Economics(
+            self.store,
+            PriceTable({model: Price(**p.model_dump()) for model, p in settings.pricing.items()}),
+            [Budget(b.name, b.period, b.limit_usd, tuple(sorted(b.match.items()))) for b in settings.budgets],
+            timezone=settings.timezone, subscription_usd_per_month=settings.economics.subscription_usd_per_month,
+            burn_window_seconds=settings.economics.burn_window.total_seconds())
+        self.store.on_increase = self.economics.on_increase
         policy = LabelPolicy(frozenset(settings.labels.drop), settings.limits.max_label_value_length)
-        self.pipeline = Pipeline(self.store, policy, self.stats, self.state)
+        self.pipeline = Pipeline(self.store, policy, self.stats, self.state, self.activity)
         self.admission = Admission(settings.limits.max_inflight_requests, settings.limits.max_inflight_bytes)
         self.auth = TokenAuth(settings.auth.tokens)
         self._runners: list[web.AppRunner] = []
@@ -130,7 +144,8 @@ class Bridge:
         http_runner, http_port = await _start_site(http_receiver.build_app(handler), server.host, server.http_port,
                                                    ssl_context, grace)
         self._runners.append(http_runner)
-        metrics_app = api.build_app(self.store, self.stats, self.readiness, settings.auth.metrics)
+        views = api.Views(self.store, self.stats, self.readiness, self.economics, self.activity, settings.insights)
+        metrics_app = api.build_app(views, settings.auth.metrics)
         metrics_runner, metrics_port = await _start_site(
             metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace)
         self._runners.append(metrics_runner)
@@ -150,6 +165,7 @@ class Bridge:
         while True:
             await asyncio.sleep(interval)
             try:
+                self.activity.expire()
                 if self.state is not None:
                     await self.state.maintain(self.store, input_retention=retention)
                 else:

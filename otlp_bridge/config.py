@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -117,6 +118,49 @@ class TlsSettings(_Section):
         return self.cert_file is not None
 
 
+class BudgetSettings(_Section):
+    name: str = Field(min_length=1)
+    period: Literal["day", "week", "month"] = "month"
+    limit_usd: float = Field(gt=0)
+    match: dict[str, str] = Field(default_factory=dict)  # Prometheus label → value, e.g. {team = "platform"}
+
+
+class PriceSettings(_Section):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write_5m: float = Field(ge=0)
+    cache_write_1h: float = Field(ge=0)
+    cache_read: float = Field(ge=0)
+
+
+class EconomicsSettings(_Section):
+    subscription_usd_per_month: float = Field(0.0, ge=0)  # e.g. 200 for Max: "is my plan worth it"
+    burn_window: timedelta = timedelta(hours=1)
+
+
+class EventSettings(_Section):
+    session_idle: timedelta = timedelta(minutes=15)
+    active_window: timedelta = timedelta(minutes=5)
+    max_sessions: int = Field(10_000, gt=0)
+    classify_prompts: bool = True
+
+
+class InsightSettings(_Section):
+    low_cache_hit_ratio: float = Field(0.5, ge=0, le=1)
+    target_cache_hit_ratio: float = Field(0.8, ge=0, le=1)
+    min_tokens: float = Field(10_000, ge=0)
+    small_request_output_tokens: float = Field(300, ge=0)
+    min_requests: int = Field(5, ge=1)
+    smaller_model: str = "claude-haiku-4-5"
+    input_output_ratio: float = Field(200, gt=0)
+    api_error_ratio: float = Field(0.05, ge=0, le=1)
+    tool_failure_ratio: float = Field(0.2, ge=0, le=1)
+    min_tool_calls: int = Field(5, ge=1)
+    silent_after: timedelta = timedelta(hours=24)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTLP_BRIDGE_", env_nested_delimiter="__", extra="forbid")
 
@@ -126,6 +170,21 @@ class Settings(BaseSettings):
     labels: LabelSettings = Field(default_factory=LabelSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    timezone: str = "UTC"  # budget periods and "today" begin at midnight here
+    budgets: list[BudgetSettings] = Field(default_factory=list)
+    pricing: dict[str, PriceSettings] = Field(default_factory=dict)  # model → price, overrides the table
+    economics: EconomicsSettings = Field(default_factory=EconomicsSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    insights: InsightSettings = Field(default_factory=InsightSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
     log_level: str = "INFO"
 
     @classmethod

@@ -51,6 +51,8 @@ def test_t7_write_edit_lines_and_decisions_and_nothing_else(bridge: RunningBridg
         "claude_code_tool_decisions_total", "claude_code_user_prompts_total",
         "claude_code_last_seen_timestamp_seconds",
         *(f"claude_code_{h}_{suffix}" for h in histograms for suffix in ("bucket", "count", "sum")),
+        # derived
+        "claude_code_cache_hit_ratio", "claude_code_cache_savings_usd", "claude_code_spend_usd",
     }
     assert len(scrape.series(TOKENS)) == 4
     (labels,) = scrape.series(SESSIONS)

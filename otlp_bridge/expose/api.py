@@ -1,17 +1,22 @@
-"""The metrics port: /metrics, /healthz, /readyz and a small index page."""
+"""The metrics port: /metrics, /summary, /insights, the status page, /healthz and /readyz."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hmac
-import html
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from otlp_bridge import __version__
-from otlp_bridge.config import MetricsAuthSettings
+from otlp_bridge.config import InsightSettings, MetricsAuthSettings
+from otlp_bridge.derive.activity import Activity
+from otlp_bridge.derive.economics import Economics
+from otlp_bridge.derive.insights import insights
+from otlp_bridge.derive.summary import summary
+from otlp_bridge.expose.derived import derived_families
+from otlp_bridge.expose.page import render_page
 from otlp_bridge.expose.prometheus import render, snapshot
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import Store
@@ -49,10 +54,21 @@ def _auth_middleware(settings: MetricsAuthSettings) -> Callable[[web.Request, Ha
     return check
 
 
-def build_app(store: Store, stats: SelfMetrics, readiness: Readiness,
-              auth: MetricsAuthSettings | None = None) -> web.Application:
+@dataclass
+class Views:
+    """What the metrics port serves from."""
+
+    store: Store
+    stats: SelfMetrics
+    readiness: Readiness
+    economics: Economics
+    activity: Activity
+    insight_settings: InsightSettings
+
+
+def build_app(views: Views, auth: MetricsAuthSettings | None = None) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
-        snap = snapshot(store, stats)
+        snap = snapshot(views.store, views.stats, derived_families(views.economics, views.activity))
         body, content_type = await asyncio.to_thread(render, snap, request.headers.get("Accept"))
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
@@ -62,20 +78,27 @@ def build_app(store: Store, stats: SelfMetrics, readiness: Readiness,
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        if readiness.ready:
+        if views.readiness.ready:
             return web.Response(text="ready\n")
-        return web.Response(text=f"not ready: {readiness.reason}\n", status=503)
+        return web.Response(text=f"not ready: {views.readiness.reason}\n", status=503)
 
-    async def index(_: web.Request) -> web.Response:
-        links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in ("/metrics", "/healthz", "/readyz"))
-        page = (f"<!doctype html><title>otlp_bridge</title><h1>otlp_bridge {html.escape(__version__)}</h1>"
-                f"<p>{store.series_count} live series.</p><ul>{links}</ul>")
-        return web.Response(text=page, content_type="text/html")
+    async def summary_json(_: web.Request) -> web.Response:
+        return web.json_response(summary(views.store, views.economics, views.activity))
+
+    async def insights_json(_: web.Request) -> web.Response:
+        return web.json_response({"insights": insights(views.store, views.economics, views.insight_settings)})
+
+    async def page(_: web.Request) -> web.Response:
+        document = render_page(summary(views.store, views.economics, views.activity),
+                               insights(views.store, views.economics, views.insight_settings))
+        return web.Response(text=document, content_type="text/html")
 
     protected = auth is not None and (auth.bearer_token is not None or auth.basic_username is not None)
     app = web.Application(middlewares=[_auth_middleware(auth)] if protected and auth else [])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/", index)
+    app.router.add_get("/summary", summary_json)
+    app.router.add_get("/insights", insights_json)
+    app.router.add_get("/", page)
     return app

@@ -7,7 +7,7 @@ loop while it formats, and never reads the store while the loop writes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -15,6 +15,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from otlp_bridge.derive.economics import INTERNAL_PREFIX
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import HistogramTotal, Store, Total
 from otlp_bridge.translate.metrics import FamilyMeta, Kind, Labels
@@ -28,9 +29,11 @@ class Snapshot:
     self_families: list[Metric]
 
 
-def snapshot(store: Store, stats: SelfMetrics) -> Snapshot:
+def snapshot(store: Store, stats: SelfMetrics, derived: Iterable[Metric] = ()) -> Snapshot:
     families = []
     for family in store.families.values():
+        if family.meta.name.startswith(INTERNAL_PREFIX):
+            continue
         samples: list[tuple[Labels, float | HistogramSnapshot]] = []
         for labels, series in family.series.items():
             if isinstance(series, Total):
@@ -38,7 +41,7 @@ def snapshot(store: Store, stats: SelfMetrics) -> Snapshot:
             else:
                 samples.append((labels, _histogram_snapshot(series)))
         families.append((family.meta, samples))
-    return Snapshot(families, list(_self_families(store, stats)))
+    return Snapshot(families, [*derived, *_self_families(store, stats)])
 
 
 def _histogram_snapshot(series: HistogramTotal) -> HistogramSnapshot:

@@ -186,6 +186,9 @@ class Store:
         self._dirty_inputs: set[InputKey] = set()
         self.version = 0  # bumped on every change, so an unchanged store can reuse its last rendering
         self._now = 0.0
+        # Called with every increase a monotonic counter takes (family, labels, increase, point time),
+        # so derived views (budget periods) add up exactly the increases the totals do.
+        self.on_increase: Callable[[FamilyMeta, Labels, float, int], None] | None = None
 
     @property
     def series_count(self) -> int:
@@ -393,6 +396,8 @@ class Store:
         series.add(increase)
         self._changed(family, obs, series)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
+        if monotonic and self.on_increase is not None:
+            self.on_increase(family.meta, obs.labels, increase, obs.time)
         return None
 
     def _add_histogram(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
