@@ -48,7 +48,8 @@ def test_oversized_body_is_413_on_http_and_resource_exhausted_on_grpc(small: Run
 
 
 def test_series_cap_rejects_new_series_and_keeps_updating_old_ones(small: RunningBridge) -> None:
-    assert small.post("/v1/metrics", T7_METRICS)[0] == 200  # 11 series + target_info
+    assert small.post("/v1/metrics", T7_METRICS)[0] == 200  # 11 series, target_info, spend per period
+    before = small.scrape().total("otlp_bridge_series")
     request = ExportMetricsServiceRequest.FromString(T7_METRICS)
     metric = request.resource_metrics[0].scope_metrics[0].metrics[1]  # lines_of_code, 2 points
     template = metric.sum.data_points[0]
@@ -63,7 +64,7 @@ def test_series_cap_rejects_new_series_and_keeps_updating_old_ones(small: Runnin
     assert status == 200
     scrape = small.scrape()
     assert scrape.total("otlp_bridge_series") == 40
-    assert scrape.total("otlp_bridge_rejected_items_total", reason="series_limit") == 100 - (40 - 12)
+    assert scrape.total("otlp_bridge_rejected_items_total", reason="series_limit") == 100 - (40 - before)
     # the existing series still took this export's increase
     assert scrape.total("claude_code_token_usage_tokens_total", type="cacheRead") == 2 * 3 * 4567
 
