@@ -7,6 +7,8 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -73,7 +75,8 @@ async def _start_site(app: web.Application, host: str, port: int,
 
 
 class Bridge:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        """`clock` is the wall clock for periods, expiry and "now" (tests move it)."""
         self.settings = settings
         state_settings = settings.state
         self.state = SqliteState(state_settings.dir, synchronous=state_settings.synchronous.upper()) \
@@ -84,19 +87,19 @@ class Bridge:
             input_ttl=state_settings.input_ttl.total_seconds(),
             max_inputs_in_memory=state_settings.max_inputs_in_memory,
         )
-        self.store = Store(limits, backing=self.state)
+        self.store = Store(limits, backing=self.state, clock=clock)
         self.stats = SelfMetrics()
         self.readiness = api.Readiness()
         events = settings.events
         self.activity = Activity(self.store, ActivitySettings(
             events.session_idle.total_seconds(), events.active_window.total_seconds(), events.max_sessions,
-            events.classify_prompts))
+            events.classify_prompts), clock=clock)
         self.economics = Economics(
             self.store,
             PriceTable({model: Price(**p.model_dump()) for model, p in settings.pricing.items()}),
             [Budget(b.name, b.period, b.limit_usd, tuple(sorted(b.match.items()))) for b in settings.budgets],
             timezone=settings.timezone, subscription_usd_per_month=settings.economics.subscription_usd_per_month,
-            burn_window_seconds=settings.economics.burn_window.total_seconds())
+            burn_window_seconds=settings.economics.burn_window.total_seconds(), clock=clock)
         self.store.on_increase = self.economics.on_increase
         policy = LabelPolicy(frozenset(settings.labels.drop), settings.limits.max_label_value_length)
         self.pipeline = Pipeline(self.store, policy, self.stats, self.state, self.activity)

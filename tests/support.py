@@ -8,7 +8,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,13 +43,13 @@ def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
 class RunningBridge:
     """A bridge on ephemeral loopback ports, run on its own event loop in a thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
         async def start() -> Bridge:
-            bridge = Bridge(settings)  # grpc.aio binds to the loop it is created on
+            bridge = Bridge(settings, clock) if clock else Bridge(settings)  # grpc.aio binds to its loop
             await bridge.start()
             return bridge
 
@@ -97,6 +97,10 @@ class RunningBridge:
         call = self.channel().unary_unary(GRPC_PATHS[signal])
         compression = grpc.Compression.Gzip if gzip_ else None
         return call(body, timeout=10, compression=compression, metadata=metadata)  # type: ignore[no-any-return]
+
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.metrics}{path}", timeout=10) as response:
+            return json.load(response)
 
     def scrape(self, accept: str | None = None) -> Scrape:
         request = urllib.request.Request(self.metrics_url, headers={"Accept": accept} if accept else {})

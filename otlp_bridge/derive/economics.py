@@ -32,7 +32,12 @@ COST = "claude_code_cost_usage_USD_total"
 TOKENS = "claude_code_token_usage_tokens_total"
 INTERNAL_PREFIX = "otlp_bridge_internal_"
 SPEND = FamilyMeta(INTERNAL_PREFIX + "spend_usd_total", Kind.COUNTER, "Spend per scope and period (internal).")
-ALL = "all"  # the scope of the implicit day/week/month totals that need no budget
+ALL = "total"  # the scope of the implicit day/week/month totals that need no budget
+
+
+def budget_scope(name: str) -> str:
+    """Budgets get a namespace of their own, so no budget name can collide with ALL."""
+    return f"budget:{name}"
 
 Period = Literal["day", "week", "month"]
 
@@ -151,7 +156,7 @@ class Economics:
             return
         moment = datetime.fromtimestamp(time_ns / 1e9, self.tz) if time_ns else self.now()
         scopes: list[tuple[str, Period]] = [(ALL, "day"), (ALL, "week"), (ALL, "month")]
-        scopes += [(b.name, b.period) for b in self.budgets if b.matches(labels)]
+        scopes += [(budget_scope(b.name), b.period) for b in self.budgets if b.matches(labels)]
         for scope, period in scopes:
             start, _ = period_bounds(period, moment)
             self.store.add(SPEND, (("period", f"{period}:{start.date().isoformat()}"), ("scope", scope)), increase)
@@ -182,8 +187,9 @@ class Economics:
         out = []
         for budget in self.budgets:
             start, end = period_bounds(budget.period, now)
+            scope = budget_scope(budget.name)
             out.append(BudgetStatus(budget.name, budget.period, start, end, budget.limit_usd,
-                                    self.spent(budget.name, budget.period, now), self.burn_rate(budget.name)))
+                                    self.spent(scope, budget.period, now), self.burn_rate(scope)))
         return out
 
     def tokens_by_model(self) -> dict[str, TokenTotals]:
