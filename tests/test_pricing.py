@@ -39,8 +39,9 @@ def test_overrides_replace_the_table() -> None:
 
 def _api_requests() -> list[tuple[str, TokenTotals, float]]:
     out = []
-    for run in sorted(p for p in (FIXTURES / "claude-code-2.1.330").iterdir() if p.is_dir()) + [
-            FIXTURES / "claude-code-2.1.197" / "t17_v2.1.197_write_accept"]:
+    runs = [*sorted(p for p in (FIXTURES / "claude-code-2.1.330").iterdir() if p.is_dir()),
+            FIXTURES / "claude-code-2.1.197" / "t17_v2.1.197_write_accept"]
+    for run in runs:
         for req in capture_requests(run):
             if req.signal != "logs" or ".json" in req.path.name:
                 continue
