@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint prometheus clean bench-durability
+.PHONY: serve test lint test-tools clean bench-durability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,20 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The Prometheus tests scrape with a real server (Debian's package). Installed where we may
-# (root, as in CI and containers); elsewhere those tests say they were skipped.
-prometheus:
-	@command -v prometheus >/dev/null 2>&1 || { \
+# Some tests use real servers and a real browser: Prometheus (and promtool) and Chromium,
+# Debian's packages. Installed where we may (root, as in CI and containers); elsewhere the
+# tests that need them report themselves skipped.
+TEST_TOOLS := prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else echo "prometheus not installed and not root: the real-Prometheus tests will be skipped"; fi; }
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing:$$missing (not root): the tests that need them will be skipped"; fi; fi
 
-test: $(STAMP) prometheus lint
+test: $(STAMP) test-tools lint
 	$(BIN)/python -m pytest -q
 
 bench-durability: $(STAMP)

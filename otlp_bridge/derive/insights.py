@@ -26,6 +26,11 @@ from otlp_bridge.derive.query import histogram_by, series_of, total, totals_by
 from otlp_bridge.store.accumulator import Store
 
 
+def usd(value: float) -> str:
+    """Dollars to the cent, or to a hundredth of a cent below one dollar (small sessions matter too)."""
+    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
 @dataclass
 class Insight:
     type: str
@@ -83,7 +88,7 @@ def _model_size(store: Store, economics: Economics, tokens: dict[str, TokenTotal
         out.append(Insight(
             "large_model_small_requests", "info",
             f"{model} answered {count:.0f} requests averaging {mean_output:.0f} output tokens; "
-            f"{s.smaller_model} would have cost ${saving:.2f} less for the same tokens.",
+            f"{s.smaller_model} would have cost {usd(saving)} less for the same tokens.",
             saving, {"model": model, "suggested_model": s.smaller_model}))
     return out
 
@@ -146,8 +151,8 @@ def _budgets(economics: Economics) -> list[Insight]:
         over = status.spent_usd >= status.limit_usd
         out.append(Insight(
             "budget_forecast_over_limit", "critical" if over else "warning",
-            f"budget {status.name}: ${status.spent_usd:.2f} of ${status.limit_usd:.2f} spent this {status.period}; "
-            f"at ${status.burn_usd_per_hour:.2f}/h it ends the {status.period} near ${forecast:.2f}.",
+            f"budget {status.name}: {usd(status.spent_usd)} of {usd(status.limit_usd)} spent this {status.period}; "
+            f"at {usd(status.burn_usd_per_hour)}/h it ends the {status.period} near {usd(forecast)}.",
             forecast - status.limit_usd, {"budget": status.name}))
     return out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from otlp_bridge.derive.insights import usd
+
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#0f1115;color:#e6e6e6}
 header{padding:12px 20px;background:#171a21;display:flex;justify-content:space-between}
@@ -12,6 +14,7 @@ main{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:1
 section{background:#171a21;border-radius:8px;padding:12px 16px}
 h1{font-size:18px;margin:0}h2{font-size:13px;text-transform:uppercase;color:#9aa4b2;margin:0 0 8px}
 .big{font-size:28px;font-weight:600}.muted{color:#9aa4b2}
+section.wide{grid-column:span 2}
 table{width:100%;border-collapse:collapse}td,th{padding:3px 4px;text-align:left}td.n,th.n{text-align:right}
 .warning{color:#f0b429}.critical{color:#ff6b6b}.info{color:#7cc4fa}
 svg text{fill:#e6e6e6;font-size:12px}
@@ -19,7 +22,7 @@ svg text{fill:#e6e6e6;font-size:12px}
 
 
 def _money(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    return "—" if value is None else usd(value)
 
 
 def _pct(value: float | None) -> str:
@@ -81,7 +84,7 @@ def render_page(summary: dict[str, Any], insights: list[dict[str, Any]], refresh
 <section><h2>Activity</h2><div>sessions <span id="sessions">{act["sessions"]:.0f}</span> (active
 {act["active_sessions"]}) · prompts {act["prompts"]:.0f}</div><div>lines +{act["lines_added"]:.0f} /
 −{act["lines_removed"]:.0f} · commits {act["commits"]:.0f} · PRs {act["pull_requests"]:.0f}</div></section>
-<section><h2>Models</h2>{models}</section>
-<section><h2>Tools</h2>{tools}</section>
+<section class="wide"><h2>Models</h2>{models}</section>
+<section class="wide"><h2>Tools</h2>{tools}</section>
 <section style="grid-column:1/-1"><h2>Insights</h2><ul id="insights">{advice}</ul></section>
 </main></body></html>"""
