@@ -167,3 +167,24 @@ def test_restart_restores_series_without_loading_every_input(tmp_path: Path) -> 
     assert fresh.input_count == 0
     assert fresh.apply([_obs("a", 0, 10, 3.0, Temporality.DELTA)]).duplicates == 1  # looked up on miss
     again.close()
+
+
+def test_budget_periods_last_seen_and_event_replay_marks_survive_a_restart(tmp_path: Path) -> None:
+    now = 1795382900.0
+    budgets = [{"name": "team", "period": "month", "limit_usd": 1.0, "match": {"team_id": "platform"}}]
+    first = RunningBridge(settings_for_test(tmp_path, budgets=budgets), clock=lambda: now)
+    replay(first, CLAUDE / "t10_fail_reject_details")
+    before = first.get_json("/summary")
+    first.stop()
+    second = RunningBridge(settings_for_test(tmp_path, budgets=budgets), clock=lambda: now)
+    try:
+        after = second.get_json("/summary")
+        assert after["budgets"][0]["spent_usd"] == before["budgets"][0]["spent_usd"] == 0.0133908
+        assert after["cost_usd"]["today"] == 0.0133908
+        assert after["last_seen"] == before["last_seen"]
+        replay(second, CLAUDE / "t10_fail_reject_details")  # the CLI retrying after the restart
+        again = second.get_json("/summary")
+        assert again["api"]["requests"] == before["api"]["requests"] == 2
+        assert again["budgets"][0]["spent_usd"] == 0.0133908
+    finally:
+        second.stop()
