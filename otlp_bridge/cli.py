@@ -10,15 +10,15 @@ from collections.abc import Sequence
 
 from otlp_bridge import __version__
 from otlp_bridge.app import serve
-from otlp_bridge.config import ConfigError, load_settings
+from otlp_bridge.check import run_check
+from otlp_bridge.client_env import default_endpoint, render, variables
+from otlp_bridge.config import ConfigError, Settings, load_settings
 from otlp_bridge.store.persist import SqliteState, StateError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"otlp-bridge: {exc}", file=sys.stderr)
+    settings = _defaults(args)
+    if settings is None:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -35,6 +35,38 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _defaults(args: argparse.Namespace) -> Settings | None:
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        print(f"otlp-bridge: {exc}", file=sys.stderr)
+        return None
+
+
+def _env(args: argparse.Namespace) -> int:
+    settings = _defaults(args)
+    if settings is None:
+        return 2
+    server = settings.server
+    endpoint = args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port)
+    sys.stdout.write(render(variables(args.protocol, endpoint, args.token), args.shell))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _defaults(args)
+    if settings is None:
+        return 2
+    server = settings.server
+    endpoint = args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port)
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
+    metrics_url = args.metrics_url or f"http://{host}:{server.metrics_port}/metrics"
+    result = run_check(endpoint, metrics_url, args.protocol, token=args.token, metrics_token=args.metrics_token,
+                       wait=args.wait)
+    print(result.message, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="otlp-bridge", description=__doc__)
     root.add_argument("--version", action="version", version=f"otlp-bridge {__version__}")
@@ -44,6 +76,25 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--fresh-state", action="store_true",
                            help="move an existing (e.g. corrupt) state file aside and start from zero")
     serve_cmd.set_defaults(run=_serve)
+
+    protocols = ["grpc", "http/protobuf", "http/json"]
+    env_cmd = commands.add_parser("env", help="print the variables that point Claude Code at this bridge")
+    env_cmd.add_argument("--protocol", choices=protocols, default="grpc")
+    env_cmd.add_argument("--endpoint", help="default: this bridge's address from the config")
+    env_cmd.add_argument("--token", help="bearer token to send (see [[auth.tokens]])")
+    env_cmd.add_argument("--shell", choices=["bash", "fish", "powershell"], default="bash")
+    env_cmd.add_argument("--config", help="TOML config file, for the default endpoint")
+    env_cmd.set_defaults(run=_env)
+
+    check_cmd = commands.add_parser("check", help="send one export to a running bridge and find it on /metrics")
+    check_cmd.add_argument("--protocol", choices=protocols, default="grpc")
+    check_cmd.add_argument("--endpoint", help="OTLP endpoint; default from the config")
+    check_cmd.add_argument("--metrics-url", help="default: http://HOST:METRICS_PORT/metrics from the config")
+    check_cmd.add_argument("--token", help="bearer token for the OTLP port")
+    check_cmd.add_argument("--metrics-token", help="bearer token for the metrics port")
+    check_cmd.add_argument("--wait", type=float, default=5.0, help="seconds to wait for each step")
+    check_cmd.add_argument("--config", help="TOML config file, for the default addresses")
+    check_cmd.set_defaults(run=_check)
     return root
 
 
