@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, workdir: Path, targets: list[str], rule_files: tuple[Path, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "prometheus.yml"
@@ -74,6 +74,23 @@ class Prometheus:
             body = json.load(response)
         assert body["status"] == "success", body
         return body["data"]["result"]  # type: ignore[no-any-return]
+
+    def wait_for(self, promql: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Poll until `promql` returns something (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = self.query(promql)
+            if result:
+                return result
+            time.sleep(0.5)
+        raise AssertionError(f"{promql} returned nothing within {timeout} s")
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        url = f"{self.url}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": match})
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]  # type: ignore[no-any-return]
 
     def wait_for_value(self, promql: str, expected: float, timeout: float = 30.0) -> float:
         """Poll until `promql` returns one sample equal to `expected` (bounded)."""
