@@ -146,6 +146,7 @@ class ServerProcess:
     """A server (the bridge, or the floor) in its own process, with its CPU time and peak RSS."""
 
     def __init__(self, args: list[str], ready_url: str) -> None:
+        self.ready_url = ready_url
         self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
@@ -162,11 +163,17 @@ class ServerProcess:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
-    def peak_rss_mib(self) -> float:
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def peak_rss_mib(self) -> float:
+        return self._status_mib("VmHWM")
+
+    def rss_mib(self) -> float:
+        return self._status_mib("VmRSS")
 
     def stop(self) -> None:
         self.process.terminate()

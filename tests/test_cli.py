@@ -78,3 +78,22 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert b"cannot start" in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_a_slow_protobuf_backend_is_warned_about_at_start(tmp_path: Path, monkeypatch, caplog) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from google.protobuf.internal import api_implementation  # noqa: PLC0415
+
+    from otlp_bridge.app import Bridge  # noqa: PLC0415
+    from tests.support import settings_for_test  # noqa: PLC0415
+
+    monkeypatch.setattr(api_implementation, "Type", lambda: "python")
+
+    async def start_stop() -> None:
+        bridge = Bridge(settings_for_test(tmp_path))
+        await bridge.start()
+        await bridge.stop(0)
+
+    asyncio.run(start_stop())
+    assert "protobuf is using its 'python' backend, not upb" in caplog.text
