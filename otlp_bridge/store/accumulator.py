@@ -92,7 +92,7 @@ class HistogramTotal:
 
 
 Series = Total | HistogramTotal
-InputKey = tuple[object, ...]
+InputKey = bytes | tuple[object, ...]
 
 _RECENT_WINDOWS = 8
 

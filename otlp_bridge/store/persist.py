@@ -24,7 +24,7 @@ from otlp_bridge.store.accumulator import (
     Store,
     series_from_snapshot,
 )
-from otlp_bridge.translate.metrics import FamilyMeta, HistogramValue, Kind, Labels
+from otlp_bridge.translate.metrics import FamilyMeta, HistogramValue, Kind, Labels, input_key
 
 SCHEMA_VERSION = 1
 DB_NAME = "bridge.db"
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS series (
     family TEXT NOT NULL, labels TEXT NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL,
     PRIMARY KEY (family, labels)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inputs (
-    key TEXT PRIMARY KEY, state TEXT NOT NULL, seen REAL NOT NULL) WITHOUT ROWID;
+    key BLOB PRIMARY KEY, state TEXT NOT NULL, seen REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inputs_seen ON inputs (seen);
 """
 
@@ -52,6 +52,11 @@ def _tuples(value: Any) -> Any:
 
 def _dump(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=True)
+
+
+def _key_bytes(key: InputKey) -> bytes:
+    """Input keys on disk are 16-byte digests (translation already gives metric inputs as one)."""
+    return key if isinstance(key, bytes) else input_key(*key)
 
 
 def _encode_input(state: InputState) -> str:
@@ -158,7 +163,7 @@ class SqliteState:
 
     def load_input(self, key: InputKey) -> InputState | None:
         assert self._reader is not None
-        row = self._reader.execute("SELECT state, seen FROM inputs WHERE key = ?", (_dump(key),)).fetchone()
+        row = self._reader.execute("SELECT state, seen FROM inputs WHERE key = ?", (_key_bytes(key),)).fetchone()
         return None if row is None else _decode_input(row[0], row[1])
 
     # --- writing -----------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class SqliteState:
                            [(name, _dump(labels), _dump(snap), updated)
                             for name, labels, snap, updated in dirty.series])
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",
-                           [(_dump(key), _encode_input(state), state.seen) for key, state in dirty.inputs])
+                           [(_key_bytes(key), _encode_input(state), state.seen) for key, state in dirty.inputs])
             if prune_inputs_before is not None:
                 db.execute("DELETE FROM inputs WHERE seen < ?", (prune_inputs_before,))
             db.execute("COMMIT")

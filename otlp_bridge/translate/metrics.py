@@ -8,10 +8,12 @@ increases are added into). Knows nothing of sockets or storage.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from functools import lru_cache
 from itertools import pairwise
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -63,7 +65,7 @@ class HistogramValue:
 @dataclass(slots=True)
 class Observation:
     family: FamilyMeta
-    input_key: tuple[object, ...]
+    input_key: bytes | tuple[object, ...]
     labels: Labels
     temporality: Temporality
     start: int
@@ -91,20 +93,26 @@ class LabelPolicy:
     drop: frozenset[str] = frozenset()
     max_value_length: int = 1024
 
-    def output_labels(self, attributes: dict[str, str], identity: Labels) -> Labels:
-        merged: dict[str, list[str]] = {}
-        for key in sorted(attributes):
-            if key in self.drop:
-                continue
-            name = label_name(key)
-            if name in self.drop:
-                continue
-            merged.setdefault(name, []).append(attributes[key])
-        # Identity labels (job, instance) come from the resource and win over point attributes.
-        for name, value in identity:
-            merged[name] = [value]
-        # Two keys that sanitise alike (`a.b`, `a_b`) are joined, as the Collector does.
-        return tuple(sorted((name, ";".join(values)) for name, values in merged.items() if values != [""]))
+    def output_labels(self, attributes: Labels, identity: Labels) -> Labels:
+        """Labels of the output series for sorted attribute pairs (memoised: few distinct sets recur)."""
+        return _output_labels(self, attributes, identity)
+
+
+@lru_cache(maxsize=16384)  # bounded: under a cardinality attack every set is new
+def _output_labels(policy: LabelPolicy, attributes: Labels, identity: Labels) -> Labels:
+    merged: dict[str, list[str]] = {}
+    for key, value in attributes:
+        if key in policy.drop:
+            continue
+        name = label_name(key)
+        if name in policy.drop:
+            continue
+        merged.setdefault(name, []).append(value)
+    # Identity labels (job, instance) come from the resource and win over point attributes.
+    for name, value in identity:
+        merged[name] = [value]
+    # Two keys that sanitise alike (`a.b`, `a_b`) are joined, as the Collector does.
+    return tuple(sorted((name, ";".join(values)) for name, values in merged.items() if values != [""]))
 
 
 def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
@@ -124,6 +132,12 @@ def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
 _TARGET_INFO_META = FamilyMeta(TARGET_INFO, Kind.GAUGE, "Target metadata")
 
 
+def input_key(*parts: object) -> bytes:
+    """The identity of an input series as a 16-byte digest: what temporality and replay state are
+    kept under, in memory and on disk, for a fraction of the size of the labels themselves."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
+
+
 def translate_metrics(
     request: ExportMetricsServiceRequest, policy: LabelPolicy, stamped: Labels = (),
 ) -> Translation:
@@ -141,7 +155,7 @@ def translate_metrics(
         )) + identity
         if info_labels:
             out.targets.append(Observation(
-                _TARGET_INFO_META, (TARGET_INFO, resource_key), tuple(sorted(info_labels)),
+                _TARGET_INFO_META, input_key(TARGET_INFO, resource_key), tuple(sorted(info_labels)),
                 Temporality.LAST_VALUE, 0, 0, 1.0,
             ))
         for scope_metrics in resource_metrics.scope_metrics:
@@ -172,14 +186,14 @@ def _translate_metric(
         if value is None:
             out.reject("invalid_value")
             continue
-        attributes = string_map(point.attributes)
+        attributes = tuple(sorted(string_map(point.attributes).items()))
         labels_from = attributes
-        if any(len(v) > policy.max_value_length for v in attributes.values()):
+        if any(len(v) > policy.max_value_length for _, v in attributes):
             out.truncated += 1
-            labels_from = {k: v[:policy.max_value_length] for k, v in attributes.items()}
+            labels_from = tuple((k, v[:policy.max_value_length]) for k, v in attributes)
         out.observations.append(Observation(
             family,
-            (family.name, resource_key, tuple(sorted(attributes.items()))),
+            input_key(family.name, resource_key, attributes),
             policy.output_labels(labels_from, identity),
             temporality,
             point.start_time_unix_nano,
