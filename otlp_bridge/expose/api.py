@@ -17,7 +17,9 @@ from otlp_bridge.derive.insights import insights
 from otlp_bridge.derive.summary import summary
 from otlp_bridge.expose.derived import derived_families
 from otlp_bridge.expose.page import render_page
-from otlp_bridge.expose.prometheus import render, snapshot
+from otlp_bridge.expose.prometheus import render
+from otlp_bridge.expose.snapshot import snapshot
+from otlp_bridge.expose.text import CONTENT_TYPE, TextRenderer
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import Store
 
@@ -67,9 +69,15 @@ class Views:
 
 
 def build_app(views: Views, auth: MetricsAuthSettings | None = None) -> web.Application:
+    text = TextRenderer()
+
     async def metrics(request: web.Request) -> web.Response:
         snap = snapshot(views.store, views.stats, derived_families(views.economics, views.activity))
-        body, content_type = await asyncio.to_thread(render, snap, request.headers.get("Accept"))
+        accept = request.headers.get("Accept") or ""
+        if "application/openmetrics-text" in accept:
+            body, content_type = await asyncio.to_thread(render, snap, accept)
+        else:
+            body, content_type = await asyncio.to_thread(text.render, snap), CONTENT_TYPE
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response

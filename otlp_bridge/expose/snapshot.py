@@ -1,0 +1,63 @@
+"""A copy of what a scrape shows, taken on the event loop (cheap) so rendering can run in a
+worker thread without reading the store while the loop writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import Metric
+
+from otlp_bridge.derive.economics import INTERNAL_PREFIX
+from otlp_bridge.self_metrics import SelfMetrics
+from otlp_bridge.store.accumulator import HistogramTotal, Store, Total
+from otlp_bridge.translate.metrics import FamilyMeta, Labels
+
+HistogramSnapshot = tuple[tuple[float, ...], tuple[int, ...], int, float]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    families: list[tuple[FamilyMeta, list[tuple[Labels, float | HistogramSnapshot]]]]
+    self_families: list[Metric]
+
+
+def snapshot(store: Store, stats: SelfMetrics, derived: Iterable[Metric] = ()) -> Snapshot:
+    families = []
+    for family in store.families.values():
+        if family.meta.name.startswith(INTERNAL_PREFIX):
+            continue
+        samples: list[tuple[Labels, float | HistogramSnapshot]] = []
+        for labels, series in family.series.items():
+            if isinstance(series, Total):
+                samples.append((labels, series.value))
+            else:
+                samples.append((labels, _histogram_snapshot(series)))
+        families.append((family.meta, samples))
+    return Snapshot(families, [*derived, *_self_families(store, stats)])
+
+
+def _histogram_snapshot(series: HistogramTotal) -> HistogramSnapshot:
+    return series.bounds, tuple(series.counts), series.count, series.sum.value
+
+
+def _self_families(store: Store, stats: SelfMetrics) -> Iterator[Metric]:
+    requests = Metric("otlp_bridge_requests", "OTLP export requests by transport, signal and outcome.", "counter")
+    for (transport, signal, outcome), count in sorted(stats.requests.items()):
+        requests.add_sample("otlp_bridge_requests_total",
+                            {"transport": transport, "signal": signal, "outcome": outcome}, count)
+    yield requests
+    items = Metric("otlp_bridge_items", "Data points, log records and spans received, by outcome.", "counter")
+    for (signal, outcome), count in sorted(stats.items.items()):
+        items.add_sample("otlp_bridge_items_total", {"signal": signal, "outcome": outcome}, count)
+    yield items
+    rejected = Metric("otlp_bridge_rejected_items", "Items refused, by reason.", "counter")
+    for (signal, reason), count in sorted(stats.rejected.items()):
+        rejected.add_sample("otlp_bridge_rejected_items_total", {"signal": signal, "reason": reason}, count)
+    yield rejected
+    live = Metric("otlp_bridge_series", "Live series exposed (bridge's own excluded).", "gauge")
+    live.add_sample("otlp_bridge_series", {}, store.series_count)
+    yield live
+    inputs = Metric("otlp_bridge_input_series", "Input series tracked for temporality and dedupe.", "gauge")
+    inputs.add_sample("otlp_bridge_input_series", {}, store.input_count)
+    yield inputs
