@@ -203,3 +203,17 @@ def test_mtls_requires_a_client_certificate(tmp_path: Path, certs: Certs, monkey
         assert scrape.total("auth_test_total", job="sdk") == 10  # one export per transport
     finally:
         bridge.stop()
+
+
+def test_target_info_carries_the_stamped_identity_once(secured: RunningBridge) -> None:
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: PLC0415
+        ExportMetricsServiceRequest,
+    )
+
+    request = ExportMetricsServiceRequest.FromString(T7_METRICS)
+    request.resource_metrics[0].resource.attributes.add(key="device", value={"string_value": "spoofed"})
+    status, _, _ = secured.post("/v1/metrics", request.SerializeToString(),
+                                {"Content-Type": "application/x-protobuf", "Authorization": "Bearer ci-secret"})
+    assert status == 200
+    (info,) = _authorized_scrape(secured).series("target_info")  # parsing fails on a repeated label
+    assert info["device"] == "ci"

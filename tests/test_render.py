@@ -48,6 +48,6 @@ def test_awkward_label_values_and_help_are_escaped_alike(bridge: RunningBridge) 
     b = bridge.bridge
     snap = snapshot(b.store, b.stats)
     ours, reference = TextRenderer().render(snap).decode(), render(snap, None)[0].decode()
-    normalise = lambda fams: {k: (t, d, frozenset((n, l, str(v)) for n, l, v in s))  # noqa: E731 - NaN != NaN
+    normalise = lambda fams: {k: (t, d, frozenset((n, lab, str(v)) for n, lab, v in s))  # noqa: E731 - NaN != NaN
                               for k, (t, d, s) in fams.items()}
     assert normalise(_families(ours)) == normalise(_families(reference))

@@ -150,12 +150,14 @@ def translate_metrics(
         attributes, identity = resource_identity(resource_metrics.resource)
         identity = tuple(sorted({**dict(identity), **dict(stamped)}.items()))
         resource_key = (*sorted(attributes.items()), *stamped)
-        info_labels = tuple(sorted(
-            {label_name(k): v for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES}.items()
-        )) + identity
+        # The identity (job, instance, a token's stamped labels) wins over a resource attribute of the
+        # same name: a label must appear once, and a client may not override what its token says.
+        info_labels = tuple(sorted({
+            **{label_name(k): v for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES}, **dict(identity),
+        }.items()))
         if info_labels:
             out.targets.append(Observation(
-                _TARGET_INFO_META, input_key(TARGET_INFO, resource_key), tuple(sorted(info_labels)),
+                _TARGET_INFO_META, input_key(TARGET_INFO, resource_key), info_labels,
                 Temporality.LAST_VALUE, 0, 0, 1.0,
             ))
         for scope_metrics in resource_metrics.scope_metrics:
