@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from otlp_bridge.expose.derived import derived_families
@@ -24,7 +26,8 @@ def test_text_renderer_matches_prometheus_client(bridge: RunningBridge) -> None:
     for run in ("js-sdk-0.223_proto_cumulative", "python-sdk-1.45.2_http_delta_gzip"):
         replay(bridge, FIXTURES / "otel-sdks" / run)
     b = bridge.bridge
-    snap = snapshot(b.store, b.stats, list(derived_families(b.economics, b.activity)))
+    snap = asyncio.run_coroutine_threadsafe(
+        snapshot(b.store, b.stats, list(derived_families(b.economics, b.activity))), bridge.loop).result(30)
     ours = TextRenderer().render(snap).decode()
     reference, content_type = render(snap, None)
     assert content_type.startswith("text/plain")
@@ -46,8 +49,35 @@ def test_awkward_label_values_and_help_are_escaped_alike(bridge: RunningBridge) 
         key="path", value={"string_value": ""})
     assert bridge.post("/v1/metrics", request.SerializeToString())[0] == 200
     b = bridge.bridge
-    snap = snapshot(b.store, b.stats)
+    snap = asyncio.run_coroutine_threadsafe(snapshot(b.store, b.stats), bridge.loop).result(30)
     ours, reference = TextRenderer().render(snap).decode(), render(snap, None)[0].decode()
     normalise = lambda fams: {k: (t, d, frozenset((n, lab, str(v)) for n, lab, v in s))  # noqa: E731 - NaN != NaN
                               for k, (t, d, s) in fams.items()}
     assert normalise(_families(ours)) == normalise(_families(reference))
+
+
+def test_snapshot_of_many_series_yields_and_misses_none() -> None:
+    from otlp_bridge.expose.snapshot import CHUNK  # noqa: PLC0415
+    from otlp_bridge.self_metrics import SelfMetrics  # noqa: PLC0415
+    from otlp_bridge.store.accumulator import Store  # noqa: PLC0415
+    from otlp_bridge.translate.metrics import FamilyMeta, Kind  # noqa: PLC0415
+
+    store = Store()
+    meta = FamilyMeta("many_total", Kind.COUNTER, "many")
+    count = 2 * CHUNK + 123
+    for i in range(count):
+        store.add(meta, (("i", str(i)),), float(i))
+
+    async def copy_while_writing() -> tuple[int, float]:
+        async def writer() -> None:  # ingestion goes on between the snapshot's chunks
+            for _ in range(3):
+                store.add(meta, (("late", "x"),), 1.0)
+                await asyncio.sleep(0)
+
+        snap, _ = await asyncio.gather(snapshot(store, SelfMetrics()), writer())
+        (family,) = [f for f in snap.families if f[0].name == "many_total"]
+        return len(family[1]), sum(v for labels, v in family[1] if labels[0][0] == "i")  # type: ignore[misc]
+
+    seen, total = asyncio.run(copy_while_writing())
+    assert seen in (count, count + 1)
+    assert total == sum(range(count))

@@ -72,7 +72,7 @@ def build_app(views: Views, auth: MetricsAuthSettings | None = None) -> web.Appl
     text = TextRenderer()
 
     async def metrics(request: web.Request) -> web.Response:
-        snap = snapshot(views.store, views.stats, derived_families(views.economics, views.activity))
+        snap = await snapshot(views.store, views.stats, list(derived_families(views.economics, views.activity)))
         accept = request.headers.get("Accept") or ""
         if "application/openmetrics-text" in accept:
             body, content_type = await asyncio.to_thread(render, snap, accept)

@@ -3,6 +3,7 @@ worker thread without reading the store while the loop writes it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,17 +23,24 @@ class Snapshot:
     self_families: list[Metric]
 
 
-def snapshot(store: Store, stats: SelfMetrics, derived: Iterable[Metric] = ()) -> Snapshot:
+CHUNK = 5000  # series copied between two yields to the event loop
+
+
+async def snapshot(store: Store, stats: SelfMetrics, derived: Iterable[Metric] = ()) -> Snapshot:
+    """Copy what a scrape shows, yielding to the loop every CHUNK series so exports keep flowing
+    during a scrape of many series. Each value is one the series really had; a series that
+    changes mid-copy shows its old or its new value, as with any scrape."""
     families = []
-    for family in store.families.values():
+    for family in list(store.families.values()):
         if family.meta.name.startswith(INTERNAL_PREFIX):
             continue
+        items = list(family.series.items())  # the dict may grow while we yield
         samples: list[tuple[Labels, float | HistogramSnapshot]] = []
-        for labels, series in family.series.items():
-            if isinstance(series, Total):
-                samples.append((labels, series.value))
-            else:
-                samples.append((labels, _histogram_snapshot(series)))
+        for start in range(0, len(items), CHUNK):
+            samples.extend((labels, series.value if isinstance(series, Total) else _histogram_snapshot(series))
+                           for labels, series in items[start:start + CHUNK])
+            if len(items) > CHUNK:
+                await asyncio.sleep(0)
         families.append((family.meta, samples))
     return Snapshot(families, [*derived, *_self_families(store, stats)])
 
