@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint test-tools clean bench-durability
+.PHONY: serve test lint test-tools clean bench bench-durability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test-tools:
 
 test: $(STAMP) test-tools lint
 	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 bench-durability: $(STAMP)
 	$(BIN)/python -m benchmarks.durability --requests 3000 --clients 16
