@@ -63,6 +63,24 @@ def make_bodies(count: int, sessions: int, users: int = 50) -> list[tuple[str, b
     return out
 
 
+def distinct_series_request(first: int, count: int) -> bytes:
+    """t7's lines-of-code point `count` times, each with its own `file` label: `count` new series."""
+    t7 = ExportMetricsServiceRequest.FromString(METRICS.read_bytes())
+    lines = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics
+                 if m.name == "claude_code.lines_of_code.count")
+    request = ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    resource_metrics.resource.CopyFrom(t7.resource_metrics[0].resource)
+    metric = resource_metrics.scope_metrics.add().metrics.add()
+    metric.CopyFrom(lines)
+    del metric.sum.data_points[:]
+    for i in range(first, first + count):
+        point = metric.sum.data_points.add()
+        point.CopyFrom(lines.sum.data_points[0])
+        point.attributes.add(key="file", value={"string_value": f"/src/pkg_{i // 100}/module_{i}.py"})
+    return request.SerializeToString()
+
+
 def points_in(bodies: list[tuple[str, bytes]]) -> int:
     total = 0
     for signal, body in bodies:

@@ -23,10 +23,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from benchmarks.durability import _bridge, _port
-from benchmarks.loadgen import METRICS, ServerProcess, as_row, make_bodies, run_load
+from benchmarks.loadgen import ServerProcess, as_row, distinct_series_request, make_bodies, run_load
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -55,28 +54,10 @@ def ingest(requests: int, clients: int) -> list[dict[str, object]]:
     return rows
 
 
-def _series_request(first: int, count: int) -> bytes:
-    """t7's lines_of_code point, `count` times with a distinct `file` label each."""
-    t7 = ExportMetricsServiceRequest.FromString(METRICS.read_bytes())
-    lines = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics
-                 if m.name == "claude_code.lines_of_code.count")
-    request = ExportMetricsServiceRequest()
-    resource_metrics = request.resource_metrics.add()
-    resource_metrics.resource.CopyFrom(t7.resource_metrics[0].resource)
-    metric = resource_metrics.scope_metrics.add().metrics.add()
-    metric.CopyFrom(lines)
-    del metric.sum.data_points[:]
-    for i in range(first, first + count):
-        point = metric.sum.data_points.add()
-        point.CopyFrom(lines.sum.data_points[0])
-        point.attributes.add(key="file", value={"string_value": f"/src/pkg_{i // 100}/module_{i}.py"})
-    return request.SerializeToString()
-
-
 async def _grow(session: aiohttp.ClientSession, http_port: int, have: int, want: int) -> None:
     step = 5000
     for first in range(have, want, step):
-        async with session.post(f"http://127.0.0.1:{http_port}/v1/metrics", data=_series_request(
+        async with session.post(f"http://127.0.0.1:{http_port}/v1/metrics", data=distinct_series_request(
                 first, min(step, want - first)), headers={"Content-Type": "application/x-protobuf"}) as response:
             assert response.status == 200, await response.text()
 

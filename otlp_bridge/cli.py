@@ -43,12 +43,16 @@ def _defaults(args: argparse.Namespace) -> Settings | None:
         return None
 
 
+def _endpoint(args: argparse.Namespace, settings: Settings) -> str:
+    server = settings.server
+    return args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port)
+
+
 def _env(args: argparse.Namespace) -> int:
     settings = _defaults(args)
     if settings is None:
         return 2
-    server = settings.server
-    endpoint = args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port)
+    endpoint = _endpoint(args, settings)
     sys.stdout.write(render(variables(args.protocol, endpoint, args.token), args.shell))
     return 0
 
@@ -58,7 +62,7 @@ def _check(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     server = settings.server
-    endpoint = args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port)
+    endpoint = _endpoint(args, settings)
     host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
     metrics_url = args.metrics_url or f"http://{host}:{server.metrics_port}/metrics"
     result = run_check(endpoint, metrics_url, args.protocol, token=args.token, metrics_token=args.metrics_token,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from tests.prometheus_server import free_port
+from tests.prometheus_server import free_port, wait_ready
 from tests.support import Scrape
 
 
@@ -26,17 +25,11 @@ class BridgeProcess:
                                         stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bridge exited {self.process.returncode}: {self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/readyz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError("bridge not ready")
+    def _wait_ready(self) -> None:
+        try:
+            wait_ready(f"http://127.0.0.1:{self.metrics}/readyz", self.process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log_path.read_text()}") from None
 
     @property
     def pid(self) -> int:

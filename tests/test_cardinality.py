@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
+from benchmarks.loadgen import distinct_series_request
 from tests.bridge_process import BridgeProcess
 from tests.support import CLAUDE, shifted
 
@@ -14,24 +13,6 @@ DISTINCT = 1_000_000
 PER_REQUEST = 10_000
 CAP = 20_000
 T7_METRICS = (CLAUDE / "t7_write_edit_acceptEdits" / "0014_http_metrics.pb").read_bytes()
-
-
-def _attack(first: int) -> bytes:
-    """t7's lines_of_code metric, its one point repeated with a distinct `file` value each."""
-    t7 = ExportMetricsServiceRequest.FromString(T7_METRICS)
-    lines = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics
-                 if m.name == "claude_code.lines_of_code.count")
-    request = ExportMetricsServiceRequest()
-    resource_metrics = request.resource_metrics.add()
-    resource_metrics.resource.CopyFrom(t7.resource_metrics[0].resource)
-    metric = resource_metrics.scope_metrics.add().metrics.add()
-    metric.CopyFrom(lines)
-    del metric.sum.data_points[:]
-    for i in range(first, first + PER_REQUEST):
-        point = metric.sum.data_points.add()
-        point.CopyFrom(lines.sum.data_points[0])
-        point.attributes.add(key="file", value={"string_value": f"/src/module_{i}.py"})
-    return request.SerializeToString()
 
 
 def test_a_million_distinct_label_values(tmp_path: Path) -> None:
@@ -43,7 +24,7 @@ def test_a_million_distinct_label_values(tmp_path: Path) -> None:
         existing = bridge.scrape().total("otlp_bridge_series")
         baseline = bridge.rss_bytes()
         for first in range(0, DISTINCT, PER_REQUEST):
-            assert bridge.post(_attack(first), timeout=120) == 200
+            assert bridge.post(distinct_series_request(first, PER_REQUEST), timeout=120) == 200
         scrape = bridge.scrape()
         assert scrape.total("otlp_bridge_series") == CAP
         assert scrape.total("otlp_bridge_rejected_items_total", reason="series_limit") == DISTINCT - (CAP - existing)

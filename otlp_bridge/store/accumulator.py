@@ -216,21 +216,18 @@ class Store:
     # --- derived series: already deduplicated upstream, so no input tracking --------------------
     def add(self, meta: FamilyMeta, labels: Labels, increase: float) -> bool:
         """Add to a derived counter; False when the series cap refused a new series."""
-        family = self._family(meta)
-        series = cast(Total | None, self._series(family, labels, Total)) if family else None
-        if series is None:
-            return False
-        series.add(increase)
-        self._touch(meta.name, labels, series)
-        return True
+        return self._derived(meta, labels, Total.add, increase)
 
     def set(self, meta: FamilyMeta, labels: Labels, value: float) -> bool:
-        """Set a derived gauge."""
+        """Set a derived gauge; False when the series cap refused a new series."""
+        return self._derived(meta, labels, Total.set, value)
+
+    def _derived(self, meta: FamilyMeta, labels: Labels, change: Callable[[Total, float], None], x: float) -> bool:
         family = self._family(meta)
         series = cast(Total | None, self._series(family, labels, Total)) if family else None
         if series is None:
             return False
-        series.set(value)
+        change(series, x)
         self._touch(meta.name, labels, series)
         return True
 
