@@ -82,8 +82,6 @@ class SqliteState:
         self.lock = asyncio.Lock()
         self._committed = 0
         self._generation = 0
-        self.commits = 0
-        self.failures = 0
 
     # --- opening ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -223,7 +221,5 @@ class SqliteState:
                 await asyncio.to_thread(self.write, dirty, prune_before)
             except BaseException:
                 store.mark_dirty(dirty)
-                self.failures += 1
                 raise
-            self.commits += 1
         self._committed = target
