@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -99,6 +99,12 @@ def period_bounds(period: Period, moment: datetime) -> tuple[datetime, datetime]
     return start.replace(tzinfo=tz), end.replace(tzinfo=tz)
 
 
+def _spend_labels(scope: str, period: Period, moment: datetime) -> Labels:
+    """The internal series holding a scope's spend in the period that contains `moment`."""
+    start, _ = period_bounds(period, moment)
+    return (("period", f"{period}:{start.date().isoformat()}"), ("scope", scope))
+
+
 @dataclass
 class TokenTotals:
     input: float = 0.0
@@ -114,11 +120,15 @@ class TokenTotals:
     def cache_hit_ratio(self) -> float | None:
         return self.cache_read / self.sent if self.sent else None
 
-    def add(self, other: TokenTotals) -> None:
-        self.input += other.input
-        self.output += other.output
-        self.cache_read += other.cache_read
-        self.cache_creation += other.cache_creation
+    @classmethod
+    def sum_of(cls, many: Iterable[TokenTotals]) -> TokenTotals:
+        out = cls()
+        for one in many:
+            out.input += one.input
+            out.output += one.output
+            out.cache_read += one.cache_read
+            out.cache_creation += one.cache_creation
+        return out
 
 
 def cache_savings(tokens: TokenTotals, price: Price) -> float:
@@ -158,8 +168,7 @@ class Economics:
         scopes: list[tuple[str, Period]] = [(ALL, "day"), (ALL, "week"), (ALL, "month")]
         scopes += [(budget_scope(b.name), b.period) for b in self.budgets if b.matches(labels)]
         for scope, period in scopes:
-            start, _ = period_bounds(period, moment)
-            self.store.add(SPEND, (("period", f"{period}:{start.date().isoformat()}"), ("scope", scope)), increase)
+            self.store.add(SPEND, _spend_labels(scope, period, moment), increase)
         for scope in {scope for scope, _ in scopes}:
             self._recent.setdefault(scope, deque()).append((moment.timestamp(), increase))
 
@@ -168,9 +177,7 @@ class Economics:
         return datetime.fromtimestamp(self.clock(), self.tz)
 
     def spent(self, scope: str, period: Period, now: datetime | None = None) -> float:
-        start, _ = period_bounds(period, now or self.now())
-        labels = (("period", f"{period}:{start.date().isoformat()}"), ("scope", scope))
-        return self.store.value(SPEND.name, labels) or 0.0
+        return self.store.value(SPEND.name, _spend_labels(scope, period, now or self.now())) or 0.0
 
     def burn_rate(self, scope: str) -> float:
         """USD per hour over the burn window ending now."""

@@ -94,9 +94,7 @@ def _model_size(store: Store, economics: Economics, tokens: dict[str, TokenTotal
 
 
 def _context(economics: Economics, tokens: dict[str, TokenTotals], s: InsightSettings) -> list[Insight]:
-    overall = TokenTotals()
-    for t in tokens.values():
-        overall.add(t)
+    overall = TokenTotals.sum_of(tokens.values())
     if not overall.output or overall.sent / overall.output <= s.input_output_ratio:
         return []
     saving = 0.0

@@ -23,9 +23,7 @@ def _iso(moment: datetime | None) -> str | None:
 def summary(store: Store, economics: Economics, activity: act.Activity, top: int = 10) -> dict[str, Any]:
     now = economics.now()
     tokens = economics.tokens_by_model()
-    overall = TokenTotals()
-    for totals in tokens.values():
-        overall.add(totals)
+    overall = TokenTotals.sum_of(tokens.values())
     savings = economics.savings_by_model()
     costs = economics.cost_by_model()
     requests = {model: v for (model,), v in totals_by(store, act.API_REQUESTS.name, "model").items()}

@@ -33,9 +33,7 @@ def derived_families(economics: Economics, activity: Activity) -> Iterator[Metri
 
 def _cache(economics: Economics) -> Iterator[Metric]:
     tokens = economics.tokens_by_model()
-    overall = TokenTotals()
-    for totals in tokens.values():
-        overall.add(totals)
+    overall = TokenTotals.sum_of(tokens.values())
     ratio = _gauge("claude_code_cache_hit_ratio", "cacheRead / (input + cacheRead + cacheCreation) tokens.")
     for model, totals in sorted(tokens.items()):
         if totals.cache_hit_ratio is not None:

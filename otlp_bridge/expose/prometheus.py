@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-from prometheus_client.utils import floatToGoString
 
-from otlp_bridge.expose.snapshot import HistogramSnapshot, Snapshot
+from otlp_bridge.expose.snapshot import HistogramSnapshot, Snapshot, histogram_buckets
 from otlp_bridge.translate.metrics import Kind
 
 
@@ -31,14 +30,10 @@ def _family_metrics(snap: Snapshot) -> Iterator[Metric]:
 
 
 def _add_histogram(metric: Metric, name: str, labels: dict[str, str], value: HistogramSnapshot) -> None:
-    bounds, counts, count, total = value
-    cumulative = 0
-    for bound, bucket in zip(bounds, counts, strict=False):
-        cumulative += bucket
-        metric.add_sample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, cumulative)
-    metric.add_sample(f"{name}_bucket", {**labels, "le": "+Inf"}, count)
-    metric.add_sample(f"{name}_count", labels, count)
-    metric.add_sample(f"{name}_sum", labels, total)
+    for le, cumulative in histogram_buckets(value):
+        metric.add_sample(f"{name}_bucket", {**labels, "le": le}, cumulative)
+    metric.add_sample(f"{name}_count", labels, value[2])
+    metric.add_sample(f"{name}_sum", labels, value[3])
 
 
 class _SnapshotCollector:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
 
 from otlp_bridge.derive.economics import INTERNAL_PREFIX
 from otlp_bridge.self_metrics import SelfMetrics
@@ -69,3 +70,13 @@ def _self_families(store: Store, stats: SelfMetrics) -> Iterator[Metric]:
     inputs = Metric("otlp_bridge_input_series", "Input series tracked for temporality and dedupe.", "gauge")
     inputs.add_sample("otlp_bridge_input_series", {}, store.input_count)
     yield inputs
+
+
+def histogram_buckets(value: HistogramSnapshot) -> Iterator[tuple[str, int]]:
+    """(le, cumulative count) for each bucket of a histogram snapshot, ending with +Inf."""
+    bounds, counts, count, _ = value
+    cumulative = 0
+    for bound, bucket in zip(bounds, counts, strict=False):
+        cumulative += bucket
+        yield floatToGoString(bound), cumulative
+    yield "+Inf", count

@@ -12,7 +12,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from otlp_bridge.expose.snapshot import HistogramSnapshot, Snapshot
+from otlp_bridge.expose.snapshot import HistogramSnapshot, Snapshot, histogram_buckets
 from otlp_bridge.translate.metrics import Kind, Labels
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -56,14 +56,11 @@ class TextRenderer:
         return "".join(out).encode() + generate_latest(registry)
 
     def _histogram(self, out: list[str], name: str, labels: Labels, value: HistogramSnapshot) -> None:
-        bounds, counts, count, total = value
+        _, _, count, total = value
         inner = self._label_text(labels)[1:-1]
         prefix = inner + "," if inner else ""
-        cumulative = 0
-        for bound, bucket in zip(bounds, counts, strict=False):
-            cumulative += bucket
-            out.append(f'{name}_bucket{{{prefix}le="{floatToGoString(bound)}"}} {floatToGoString(cumulative)}\n')
-        out.append(f'{name}_bucket{{{prefix}le="+Inf"}} {floatToGoString(count)}\n')
+        out.extend(f'{name}_bucket{{{prefix}le="{le}"}} {floatToGoString(cumulative)}\n'
+                   for le, cumulative in histogram_buckets(value))
         out.append(f"{name}_count{self._label_text(labels)} {floatToGoString(count)}\n")
         out.append(f"{name}_sum{self._label_text(labels)} {floatToGoString(total)}\n")
 

@@ -258,8 +258,8 @@ class Store:
         self._dirty_inputs.add(key)
 
     def _touch(self, name: str, labels: Labels, series: Series) -> None:
-        series.updated = self.clock()
-        self._dirty_series.add((name, labels))
+        """A derived series changed outside `apply`, which bumps the version once per batch."""
+        self._changed(name, labels, series, self.clock())
         self.version += 1
 
     # --- restore, persistence, expiry -------------------------------------------------------
@@ -368,7 +368,7 @@ class Store:
         if series is None:
             return "series_limit"
         series.set(cast(float, obs.value))
-        self._changed(family, obs, series)
+        self._changed(family.meta.name, obs.labels, series, self._now)
         self._remember(obs, previous, None)
         return None
 
@@ -391,7 +391,7 @@ class Store:
         if series is None:
             return "series_limit"
         series.add(increase)
-        self._changed(family, obs, series)
+        self._changed(family.meta.name, obs.labels, series, self._now)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
         if monotonic and self.on_increase is not None:
             self.on_increase(family.meta, obs.labels, increase, obs.time)
@@ -399,9 +399,6 @@ class Store:
 
     def _add_histogram(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
         value = cast(HistogramValue, obs.value)
-        existing = family.series.get(obs.labels)
-        if existing is not None and cast(HistogramTotal, existing).bounds != value.bounds:
-            return "histogram_bounds_changed"
         series = cast(HistogramTotal | None, self._series(
             family, obs.labels, lambda: HistogramTotal(value.bounds, [0] * len(value.counts))))
         if series is None:
@@ -421,13 +418,13 @@ class Store:
                        value.sum - last.sum)
         else:  # delta, first sight, or a reset
             series.add(value.counts, value.count, value.sum)
-        self._changed(family, obs, series)
+        self._changed(family.meta.name, obs.labels, series, self._now)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
         return None
 
-    def _changed(self, family: Family, obs: Observation, series: Series) -> None:
-        series.updated = self._now
-        self._dirty_series.add((family.meta.name, obs.labels))
+    def _changed(self, name: str, labels: Labels, series: Series, now: float) -> None:
+        series.updated = now
+        self._dirty_series.add((name, labels))
 
     def _remember(self, obs: Observation, previous: InputState | None, value: float | HistogramValue | None) -> None:
         if previous is None:
