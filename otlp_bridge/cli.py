@@ -14,6 +14,7 @@ from otlp_bridge.check import run_check
 from otlp_bridge.client_env import default_endpoint, render, variables
 from otlp_bridge.config import ConfigError, Settings, load_settings
 from otlp_bridge.store.persist import SqliteState, StateError
+from otlp_bridge.transcripts.command import add_import_command
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -99,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--wait", type=float, default=5.0, help="seconds to wait for each step")
     check_cmd.add_argument("--config", help="TOML config file, for the default addresses")
     check_cmd.set_defaults(run=_check)
+    add_import_command(commands)
     return root
 
 
