@@ -233,6 +233,11 @@ def test_import_command_summary_and_openmetrics(tmp_path: Path) -> None:
     text = target.read_text()
     assert text.endswith("# EOF\n")
     assert 'source="transcripts",type="cacheCreation",user_id="u1"} 7690 ' in text
+    # s1–s4 answered before 08:11:50, s5–s7 after
+    early = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(CAPTURES), "--before",
+                            "2026-11-23T08:11:50"], capture_output=True, text=True, timeout=60, check=False)
+    assert "total                                8          988          277         40,418" in early.stdout
+    assert "left out (at or after --before): 5 responses" in early.stdout
     bad = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(tmp_path / "missing"),
                           "--label", "model=x"], capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -35,11 +36,22 @@ def add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     cmd.add_argument("--openmetrics", metavar="FILE",
                      help="write OpenMetrics with timestamps for `promtool tsdb create-blocks-from openmetrics`")
     cmd.add_argument("--step", choices=sorted(STEPS), default="hour", help="one sample per series per step")
+    cmd.add_argument("--before", type=_moment, metavar="TIME",
+                     help="only responses before this ISO 8601 date or time (UTC unless it says), e.g. when "
+                          "telemetry began, so a backfill never overlaps it")
     cmd.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                      help="identity label on every series, e.g. user_id=… (default: source=transcripts)")
     cmd.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES, help="longer lines are skipped")
     cmd.add_argument("--config", help="TOML config file, for `pricing` overrides")
     cmd.set_defaults(run=run_import)
+
+
+def _moment(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def identity_labels(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -74,8 +86,10 @@ def run_import(args: argparse.Namespace) -> int:
         ledger.add(usage)
     progress.close()
     history = History(prices, STEPS[args.step])
-    history.extend(ledger.records)
+    history.extend(u for u in ledger.records if args.before is None or u.time < args.before)
     print_summary(stats, ledger, history, sys.stdout)
+    if args.before is not None:
+        print(f"left out (at or after --before): {len(ledger.records) - history.total().messages:,} responses")
     if args.openmetrics:
         try:
             samples = _write_openmetrics(history, args.openmetrics, identity)
