@@ -1,9 +1,18 @@
-"""The one `Export` per signal that both receivers call: decode, translate, store, persist, answer."""
+"""The one `Export` per signal that both receivers call: decode, translate, apply, derive, persist, answer.
+
+The write path, in order (design.md "One write path"):
+    observations = translate(request)        # pure: OTLP → observations
+    result       = store.apply(observations) # the only writer; answers with the increases it applied
+    derived      = step(result.applied, now) # pure: increases → more observations, for each derive step
+    store.apply(derived)                     # the same caps, rejection counting, persistence
+    await durable                            # then answer
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -21,32 +30,32 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from otlp_bridge.decode import Signal, decode_json, decode_protobuf
-from otlp_bridge.derive.activity import Activity
 from otlp_bridge.errors import ErrorKind, ExportError
 from otlp_bridge.self_metrics import SelfMetrics
-from otlp_bridge.store.accumulator import Store
+from otlp_bridge.series import Applied, Labels, Observation
+from otlp_bridge.store.accumulator import ApplyResult, Store
 from otlp_bridge.store.persist import SqliteState
-from otlp_bridge.translate.events import read_events
-from otlp_bridge.translate.metrics import LabelPolicy, Labels, translate_metrics
+from otlp_bridge.translate.events import translate_events
+from otlp_bridge.translate.metrics import LabelPolicy, Translation, translate_metrics
 
 log = logging.getLogger(__name__)
 
-Exporter = Callable[[Message, Labels], Message]
+DeriveStep = Callable[[list[Applied], float], list[Observation]]
+Translated = Translation | list[Observation] | int
+# Bodies above this are decoded and translated in a worker thread, so one large request does not
+# hold the event loop (other exports, /healthz, scrapes) for its whole decode.
+OFF_LOOP_BYTES = 64 * 1024
+_MAX_DERIVE_ROUNDS = 4  # a step may derive from another's output; none derives from its own
 
 
 class Pipeline:
     def __init__(self, store: Store, policy: LabelPolicy, stats: SelfMetrics,
-                 state: SqliteState | None = None, activity: Activity | None = None) -> None:
+                 state: SqliteState | None = None, steps: Sequence[DeriveStep] = ()) -> None:
         self.store = store
-        self.activity = activity or Activity(store)
         self.policy = policy
         self.stats = stats
         self.state = state
-        self._exporters: dict[Signal, Exporter] = {
-            Signal.METRICS: self._export_metrics,  # type: ignore[dict-item]
-            Signal.LOGS: self._export_logs,  # type: ignore[dict-item]
-            Signal.TRACES: self._export_traces,  # type: ignore[dict-item]
-        }
+        self.steps = list(steps)
 
     async def handle(
         self, transport: str, signal: Signal, body: bytes, *, as_json: bool = False,
@@ -56,10 +65,12 @@ class Pipeline:
 
         An `ExportError` is logged, counted and re-raised for the transport to answer."""
         try:
-            request = decode_json(signal, body) if as_json else decode_protobuf(signal, body, allow_empty=allow_empty)
-            version = self.store.version
-            response = self._exporters[signal](request, identity)
-            await self._durable(changed=self.store.version != version)
+            if len(body) > OFF_LOOP_BYTES:
+                translated = await asyncio.to_thread(self._translate, signal, body, as_json, allow_empty, identity)
+            else:
+                translated = self._translate(signal, body, as_json, allow_empty, identity)
+            response = self._export(signal, translated)
+            await self._durable()
         except ExportError as exc:
             self.refused(transport, signal, exc)
             raise
@@ -67,12 +78,51 @@ class Pipeline:
         self.stats.request(transport, signal.value, outcome)
         return response
 
-    async def _durable(self, *, changed: bool) -> None:
+    def _translate(self, signal: Signal, body: bytes, as_json: bool, allow_empty: bool,
+                   identity: Labels) -> Translated:
+        """Pure work, safe in a worker thread: bytes to observations (traces: to a span count)."""
+        request = decode_json(signal, body) if as_json else decode_protobuf(signal, body, allow_empty=allow_empty)
+        if isinstance(request, ExportMetricsServiceRequest):
+            return translate_metrics(request, self.policy, identity)
+        if isinstance(request, ExportLogsServiceRequest):
+            return translate_events(request, self.policy, identity)
+        assert isinstance(request, ExportTraceServiceRequest)
+        return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+    def _export(self, signal: Signal, translated: Translated) -> Message:
+        if isinstance(translated, Translation):
+            return self._export_metrics(translated)
+        if isinstance(translated, list):
+            return self._export_logs(translated)
+        # Accepted so the tracing beta does not fill the CLI's log with errors; not stored.
+        self.stats.items_seen(Signal.TRACES.value, "discarded", translated)
+        return ExportTraceServiceResponse()
+
+    def apply(self, observations: list[Observation], *, history_only: bool = False) -> ApplyResult:
+        """Apply observations, then what every derive step makes of the increases, through the same
+        `Store.apply`; refusals of derived observations are counted like any other."""
+        result = self.store.apply(observations, history_only=history_only)
+        pending = result.applied
+        for _ in range(_MAX_DERIVE_ROUNDS):
+            if not pending:
+                break
+            now = self.store.clock()
+            derived = [obs for step in self.steps for obs in step(pending, now)]
+            if not derived:
+                break
+            outcome = self.store.apply(derived)
+            for reason, count in outcome.rejected.items():
+                self.stats.reject("derived", reason, count)
+            pending = outcome.applied
+        self.stats.items_seen("points", "future_timestamp", result.future)
+        return result
+
+    async def _durable(self) -> None:
         # Even an export that changed nothing (a replay) waits for what came before it, so its
         # success is never acknowledged ahead of the data it duplicates.
         if self.state is None:
             return
-        generation = self.state.changed() if changed else self.state.latest
+        generation = self.state.changed() if self.store.has_dirty else self.state.latest
         try:
             await self.state.commit(self.store, generation)
         except Exception as exc:
@@ -87,9 +137,8 @@ class Pipeline:
         log.warning("refused %s %s export: %s", transport, signal.value, error.message)
         self.stats.request(transport, signal.value, error.outcome)
 
-    def _export_metrics(self, request: ExportMetricsServiceRequest, identity: Labels) -> ExportMetricsServiceResponse:
-        translation = translate_metrics(request, self.policy, identity)
-        result = self.store.apply(translation.observations)
+    def _export_metrics(self, translation: Translation) -> ExportMetricsServiceResponse:
+        result = self.apply(translation.observations)
         self.store.apply(translation.targets)
         rejected = translation.rejected.copy()
         rejected.update(result.rejected)
@@ -108,16 +157,11 @@ class Pipeline:
             rejected_data_points=total_rejected, error_message=f"rejected data points: {message}",
         ))
 
-    def _export_logs(self, request: ExportLogsServiceRequest, identity: Labels) -> ExportLogsServiceResponse:
-        count = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-        result = self.activity.apply(read_events(request, identity, self.policy.drop))
+    def _export_logs(self, observations: list[Observation]) -> ExportLogsServiceResponse:
+        result = self.apply(observations)
         signal = Signal.LOGS.value
-        self.stats.items_seen(signal, "accepted", count - result.duplicates)
+        self.stats.items_seen(signal, "accepted", result.accepted)
         self.stats.items_seen(signal, "duplicate", result.duplicates)
+        for reason, count in result.rejected.items():
+            self.stats.reject(signal, reason, count)
         return ExportLogsServiceResponse()
-
-    def _export_traces(self, request: ExportTraceServiceRequest, identity: Labels) -> ExportTraceServiceResponse:
-        # Accepted so the tracing beta does not fill the CLI's log with errors; not stored.
-        count = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        self.stats.items_seen(Signal.TRACES.value, "discarded", count)
-        return ExportTraceServiceResponse()

@@ -139,7 +139,8 @@ class CapturedRequest:
 
     @property
     def transport(self) -> str:
-        return str(self.meta["transport"])
+        # Older recordings name it only in the file name: NNNN_<transport>_<signal>.
+        return str(self.meta.get("transport") or self.path.name.split("_")[1])
 
     @property
     def signal(self) -> str:

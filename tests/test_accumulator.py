@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otlp_bridge.store.accumulator import Store
-from otlp_bridge.translate.metrics import (
+from otlp_bridge.series import (
     FamilyMeta,
     HistogramValue,
     Kind,

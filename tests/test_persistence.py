@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from otlp_bridge.app import Bridge
-from otlp_bridge.store.accumulator import Limits, Store
+from otlp_bridge.series import FamilyMeta, Kind, Observation, Temporality, input_key
+from otlp_bridge.store.accumulator import Limits, Store, Uptime
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
-from otlp_bridge.translate.metrics import FamilyMeta, Kind, Observation, Temporality
+from tests.builders import Clock
 from tests.support import CLAUDE, RunningBridge, capture_requests, replay, settings_for_test
 
 TOKENS = "claude_code_token_usage_tokens_total"
@@ -110,27 +111,23 @@ COUNTER = FamilyMeta("c_total", Kind.COUNTER, "help")
 
 
 def _obs(session: str, start: int, time: int, value: float, temporality: Temporality) -> Observation:
-    return Observation(COUNTER, ("c_total", (), (("session.id", session),)), (("job", "x"),), temporality,
+    return Observation(COUNTER, input_key("c_total", (), (("session.id", session),)), (("job", "x"),), temporality,
                        start, time, value)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+def _store(state: SqliteState, clock: Clock, limits: Limits) -> Store:
+    return Store(limits, backing=state, clock=clock, uptime=Uptime(clock.monotonic))
 
 
 def test_expired_series_leaves_memory_and_continues_its_total_when_it_returns(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     state = SqliteState(tmp_path)
     state.open()
-    store = Store(Limits(series_ttl=60, input_ttl=60), backing=state, clock=clock)
+    store = _store(state, clock, Limits(series_ttl=60, input_ttl=60))
     store.apply([_obs("a", 0, 10, 5.0, Temporality.CUMULATIVE)])
     asyncio.run(state.flush(store))
-    clock.now += 120
-    asyncio.run(state.maintain(store, input_retention=86400))
+    clock.advance(120)
+    asyncio.run(state.maintain(store, input_retention=86400, max_inputs=1000))
     assert store.series_count == 0
     assert store.input_count == 0
     # the same cumulative stream returns: its input state comes back from disk, no double count
@@ -140,16 +137,48 @@ def test_expired_series_leaves_memory_and_continues_its_total_when_it_returns(tm
 
 
 def test_inputs_over_the_memory_cap_are_evicted_but_not_forgotten(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     state = SqliteState(tmp_path)
     state.open()
-    store = Store(Limits(max_inputs_in_memory=10, input_ttl=0), backing=state, clock=clock)
+    store = _store(state, clock, Limits(max_inputs_in_memory=10, input_ttl=0))
     store.apply([_obs(f"s{i}", 0, 10, 1.0, Temporality.CUMULATIVE) for i in range(100)])
     asyncio.run(state.flush(store))
-    asyncio.run(state.maintain(store, input_retention=86400))
+    asyncio.run(state.maintain(store, input_retention=86400, max_inputs=1000))
     assert store.input_count == 10
     store.apply([_obs(f"s{i}", 0, 20, 2.0, Temporality.CUMULATIVE) for i in range(100)])
     assert store.families["c_total"].series[(("job", "x"),)].value == 200.0
+    state.close()
+
+
+def test_a_wall_clock_jump_never_ages_a_live_cumulative_stream(tmp_path: Path) -> None:
+    clock = Clock(1_000_000.0)
+    state = SqliteState(tmp_path)
+    state.open()
+    store = _store(state, clock, Limits(input_ttl=60))
+    store.apply([_obs("a", 5, 10, 5.0, Temporality.CUMULATIVE)])
+    asyncio.run(state.flush(store))
+    clock.jump(8 * 86400)  # NTP steps the clock 8 days ahead; retention is 7 days
+    clock.advance(30)
+    asyncio.run(state.maintain(store, input_retention=7 * 86400, max_inputs=1000))
+    store.apply([_obs("a", 5, 20, 6.0, Temporality.CUMULATIVE)])
+    assert store.families["c_total"].series[(("job", "x"),)].value == 6.0  # 5 + 1, not 5 + 6
+    state.close()
+
+
+def test_input_state_on_disk_is_bounded_by_count_keeping_the_newest(tmp_path: Path) -> None:
+    clock = Clock(1_000_000.0)
+    state = SqliteState(tmp_path)
+    state.open()
+    store = _store(state, clock, Limits(input_ttl=1, max_inputs_in_memory=5))
+    for i in range(30):
+        store.apply([_obs(f"s{i}", 0, 10, 1.0, Temporality.CUMULATIVE)])
+        clock.advance(1)
+    asyncio.run(state.maintain(store, input_retention=86400, max_inputs=10))
+    assert state._writer is not None
+    (kept,) = state._writer.execute("SELECT count(*) FROM inputs").fetchone()
+    assert kept == 10
+    store.apply([_obs("s29", 0, 20, 3.0, Temporality.CUMULATIVE)])  # the newest is still known: +2
+    assert store.families["c_total"].series[(("job", "x"),)].value == 32.0
     state.close()
 
 

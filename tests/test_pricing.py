@@ -7,7 +7,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otlp_bridge.derive.economics import TokenTotals, cache_savings, cost_at
 from otlp_bridge.derive.pricing import Price, PriceTable, normalise
-from otlp_bridge.translate.events import read_events
+from otlp_bridge.translate.events import Event, translate_events
+from otlp_bridge.translate.metrics import LabelPolicy
 from tests.support import FIXTURES, capture_requests
 
 
@@ -40,16 +41,20 @@ def test_overrides_replace_the_table() -> None:
 def _api_requests() -> list[tuple[str, TokenTotals, float]]:
     out = []
     runs = [*sorted(p for p in (FIXTURES / "claude-code-2.1.330").iterdir() if p.is_dir()),
-            FIXTURES / "claude-code-2.1.197" / "t17_v2.1.197_write_accept"]
+            FIXTURES / "claude-code-2.1.197" / "t17_v2.1.197_write_accept",
+            *sorted(p / "otlp" for p in (FIXTURES / "claude-code-2.1.330-transcripts").iterdir() if p.is_dir())]
     for run in runs:
         for req in capture_requests(run):
             if req.signal != "logs" or ".json" in req.path.name:
                 continue
-            for event in read_events(ExportLogsServiceRequest.FromString(req.decoded_body)):
+            request = ExportLogsServiceRequest.FromString(req.decoded_body)
+            for event in (obs.origin for obs in translate_events(request, LabelPolicy())):
+                assert isinstance(event, Event)
                 if event.name == "api_request":
                     tokens = TokenTotals(event.number("input_tokens") or 0, event.number("output_tokens") or 0,
                                          event.number("cache_read_tokens") or 0,
-                                         event.number("cache_creation_tokens") or 0)
+                                         event.number("cache_creation_tokens") or 0,
+                                         event.number("cache_creation_1h_tokens") or 0)
                     out.append((str(event.get("model")), tokens, event.number("cost_usd") or 0.0))
     return out
 
@@ -57,7 +62,9 @@ def _api_requests() -> list[tuple[str, TokenTotals, float]]:
 def test_table_reproduces_every_cost_claude_code_reported() -> None:
     table = PriceTable()
     requests = _api_requests()
-    assert {model for model, _, _ in requests} == {"claude-opus-5-5", "claude-haiku-4-5", "claude-opus-4-8"}
+    assert {model for model, _, _ in requests} == {"claude-opus-5-5", "claude-haiku-4-5", "claude-opus-4-8",
+                                                   "claude-opus-4-5", "claude-sonnet-4-5"}
+    assert any(tokens.cache_creation_1h for _, tokens, _ in requests)  # s4 writes the cache for an hour
     for model, tokens, cost in requests:
         assert cost_at(tokens, table.price(model)) == pytest.approx(cost, rel=1e-12), model  # type: ignore[arg-type]
 

@@ -1,45 +1,41 @@
 """What the money says: cache efficiency and savings, budgets, burn rate, forecast, plan value.
 
+Read-only queries over the store: totals for "all time", the store's hourly history for anything
+with a period, so a budget added, renamed or edited later is exact for everything the bridge holds,
+and a restart changes nothing (the history is durable).
+
 Formulas (USD; prices per million tokens, from `pricing`):
 - cache hit ratio = cacheRead / (input + cacheRead + cacheCreation)
-- net cache savings = cacheRead × (input − cache_read) − cacheCreation × (cache_write_5m − input)
-  (what reads saved over paying full input price, less the premium paid to write the cache)
-- period spend = the sum of `claude_code.cost.usage` increases whose point time falls in the
-  period (in the configured timezone) and whose labels match the budget — the same increases as
-  the totals, so it is exact; kept durable in the store.
-- burn rate = spend in the last `burn_window` / its length in hours
+- net cache savings = cacheRead × (input − cache_read)
+  − cacheCreation_5m × (cache_write_5m − input) − cacheCreation_1h × (cache_write_1h − input)
+  (what reads saved over paying full input price, less the premium paid to write the cache). The
+  metrics do not split cache writes by lifetime; the api_request events do, so each model's
+  cacheCreation is split in the proportion its events report (all 5-minute without events).
+- period spend = the `claude_code.cost.usage` increases filed in the period (configured timezone,
+  hour resolution) whose labels match the budget — the same increases as the totals.
+- burn rate = spend since the start of the hour `burn_window` ago / the time since then, in hours
 - forecast = period spend + burn rate × hours left in the period
-- exhausted at = now + (limit − spent) / burn rate
+- exhausted at = now + (limit − spent) / burn rate, only when that falls within the period
 - plan value = API-equivalent spend this month / subscription price per month
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from otlp_bridge.derive.pricing import Price, PriceTable
+from otlp_bridge.derive.pricing import Price, PriceTable, normalise
 from otlp_bridge.derive.query import totals_by
+from otlp_bridge.families import CACHE_WRITES, COST, TOKENS
+from otlp_bridge.series import Labels
 from otlp_bridge.store.accumulator import Store
-from otlp_bridge.translate.metrics import FamilyMeta, Kind, Labels
 
-COST = "claude_code_cost_usage_USD_total"
-TOKENS = "claude_code_token_usage_tokens_total"
-INTERNAL_PREFIX = "otlp_bridge_internal_"
-SPEND = FamilyMeta(INTERNAL_PREFIX + "spend_usd_total", Kind.COUNTER, "Spend per scope and period (internal).")
-ALL = "total"  # the scope of the implicit day/week/month totals that need no budget
-
-
-def budget_scope(name: str) -> str:
-    """Budgets get a namespace of their own, so no budget name can collide with ALL."""
-    return f"budget:{name}"
-
-Period = Literal["day", "week", "month"]
+Period = Literal["day", "week", "month", "5h"]
+ROLLING_HOURS = 5  # the "5h" period: this hour and the four before it
 
 
 @dataclass(frozen=True)
@@ -77,15 +73,21 @@ class BudgetStatus:
         return self.spent_usd + self.burn_usd_per_hour * hours_left
 
     def exhausted_at(self, now: datetime) -> datetime | None:
-        """When the limit is reached at the current burn rate; None if never (or already)."""
+        """When the limit is reached at the current burn rate; None if not within this period (or already)."""
         if self.spent_usd >= self.limit_usd or self.burn_usd_per_hour <= 0:
             return None
-        return now + timedelta(hours=self.remaining_usd / self.burn_usd_per_hour)
+        moment = now + timedelta(hours=self.remaining_usd / self.burn_usd_per_hour)
+        return moment if moment < self.period_end else None
 
 
 def period_bounds(period: Period, moment: datetime) -> tuple[datetime, datetime]:
-    """Start and end of the day/week (from Monday)/month holding `moment`, in its timezone."""
+    """Start and end of the day/week (from Monday)/month holding `moment`, in its timezone; for "5h",
+    the rolling window of this hour and the four before it."""
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    tz = moment.tzinfo
+    if period == "5h":
+        hour = moment.replace(minute=0, second=0, microsecond=0)
+        return hour - timedelta(hours=ROLLING_HOURS - 1), hour + timedelta(hours=1)
     if period == "day":
         start = day
         end = (start + timedelta(days=1, hours=3)).replace(hour=0)  # DST-safe next midnight
@@ -95,14 +97,7 @@ def period_bounds(period: Period, moment: datetime) -> tuple[datetime, datetime]
     else:
         start = day.replace(day=1)
         end = (start + timedelta(days=32)).replace(day=1)
-    tz = moment.tzinfo
     return start.replace(tzinfo=tz), end.replace(tzinfo=tz)
-
-
-def _spend_labels(scope: str, period: Period, moment: datetime) -> Labels:
-    """The internal series holding a scope's spend in the period that contains `moment`."""
-    start, _ = period_bounds(period, moment)
-    return (("period", f"{period}:{start.date().isoformat()}"), ("scope", scope))
 
 
 @dataclass
@@ -111,6 +106,7 @@ class TokenTotals:
     output: float = 0.0
     cache_read: float = 0.0
     cache_creation: float = 0.0
+    cache_creation_1h: float = 0.0  # of cache_creation, the writes that live one hour
 
     @property
     def sent(self) -> float:
@@ -128,20 +124,26 @@ class TokenTotals:
             out.output += one.output
             out.cache_read += one.cache_read
             out.cache_creation += one.cache_creation
+            out.cache_creation_1h += one.cache_creation_1h
         return out
+
+
+def _write_premium(tokens: TokenTotals, price: Price) -> float:
+    five_minute = tokens.cache_creation - tokens.cache_creation_1h
+    return (five_minute * (price.cache_write_5m - price.input)
+            + tokens.cache_creation_1h * (price.cache_write_1h - price.input))
 
 
 def cache_savings(tokens: TokenTotals, price: Price) -> float:
     """Net USD the prompt cache saved (negative when writes cost more than reads saved)."""
     saved = tokens.cache_read * (price.input - price.cache_read)
-    premium = tokens.cache_creation * (price.cache_write_5m - price.input)
-    return (saved - premium) / 1e6
+    return (saved - _write_premium(tokens, price)) / 1e6
 
 
 def cost_at(tokens: TokenTotals, price: Price) -> float:
-    """What these tokens cost at `price` (cache writes at the 5-minute rate)."""
-    return (tokens.input * price.input + tokens.output * price.output
-            + tokens.cache_creation * price.cache_write_5m + tokens.cache_read * price.cache_read) / 1e6
+    """What these tokens cost at `price`, each cache write at the rate of its lifetime."""
+    return (tokens.input * price.input + tokens.output * price.output + tokens.cache_read * price.cache_read
+            + tokens.cache_creation * price.input + _write_premium(tokens, price)) / 1e6
 
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read", "cacheCreation": "cache_creation"}
@@ -158,45 +160,35 @@ class Economics:
         self.subscription = subscription_usd_per_month
         self.burn_window = burn_window_seconds
         self.clock = clock
-        self._recent: dict[str, deque[tuple[float, float]]] = {}  # scope → (point time, increase)
 
-    # --- write side: every cost increase, as the store applies it -----------------------------
-    def on_increase(self, family: FamilyMeta, labels: Labels, increase: float, time_ns: int) -> None:
-        if family.name != COST or increase == 0:
-            return
-        moment = datetime.fromtimestamp(time_ns / 1e9, self.tz) if time_ns else self.now()
-        scopes: list[tuple[str, Period]] = [(ALL, "day"), (ALL, "week"), (ALL, "month")]
-        scopes += [(budget_scope(b.name), b.period) for b in self.budgets if b.matches(labels)]
-        for scope, period in scopes:
-            self.store.add(SPEND, _spend_labels(scope, period, moment), increase)
-        for scope in {scope for scope, _ in scopes}:
-            self._recent.setdefault(scope, deque()).append((moment.timestamp(), increase))
-
-    # --- read side -------------------------------------------------------------------------------
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), self.tz)
 
-    def spent(self, scope: str, period: Period, now: datetime | None = None) -> float:
-        return self.store.value(SPEND.name, _spend_labels(scope, period, now or self.now())) or 0.0
+    def spent(self, period: Period, now: datetime | None = None, match: Mapping[str, str] | None = None) -> float:
+        """Cost filed in the period holding `now`, over the series matching `match` (all without one)."""
+        start, end = period_bounds(period, now or self.now())
+        return self._cost_between(start.timestamp(), end.timestamp(), match)
 
-    def burn_rate(self, scope: str) -> float:
-        """USD per hour over the burn window ending now."""
-        recent = self._recent.get(scope)
-        if not recent:
-            return 0.0
-        horizon = self.clock() - self.burn_window
-        while recent and recent[0][0] < horizon:
-            recent.popleft()
-        return sum(increase for _, increase in recent) / (self.burn_window / 3600)
+    def burn_rate(self, match: Mapping[str, str] | None = None) -> float:
+        """USD per hour from the start of the hour `burn_window` ago until now."""
+        now = self.now()
+        since = (now - timedelta(seconds=self.burn_window)).replace(minute=0, second=0, microsecond=0)
+        hours = (now - since).total_seconds() / 3600
+        spent = self._cost_between(since.timestamp(), now.timestamp() + 3600, match)
+        return spent / hours if hours > 0 else 0.0
+
+    def _cost_between(self, start: float, end: float, match: Mapping[str, str] | None) -> float:
+        history = self.store.history
+        return history.total(COST, start, end, match) if history is not None else 0.0
 
     def budget_status(self) -> list[BudgetStatus]:
         now = self.now()
         out = []
         for budget in self.budgets:
             start, end = period_bounds(budget.period, now)
-            scope = budget_scope(budget.name)
+            match = dict(budget.match)
             out.append(BudgetStatus(budget.name, budget.period, start, end, budget.limit_usd,
-                                    self.spent(scope, budget.period, now), self.burn_rate(scope)))
+                                    self.spent(budget.period, now, match), self.burn_rate(match)))
         return out
 
     def tokens_by_model(self) -> dict[str, TokenTotals]:
@@ -206,7 +198,18 @@ class Economics:
             if field_name:
                 totals = out.setdefault(model, TokenTotals())
                 setattr(totals, field_name, getattr(totals, field_name) + value)
+        share = self._one_hour_share()
+        for model, totals in out.items():
+            totals.cache_creation_1h = totals.cache_creation * share.get(normalise(model), 0.0)
         return out
+
+    def _one_hour_share(self) -> dict[str, float]:
+        """Per (normalised) model, the share of cache writes the api_request events call 1-hour."""
+        writes: dict[str, list[float]] = {}
+        for (model, ttl), value in totals_by(self.store, CACHE_WRITES.name, "model", "ttl").items():
+            pair = writes.setdefault(normalise(model), [0.0, 0.0])
+            pair[ttl == "1h"] += value
+        return {model: one_hour / (five + one_hour) for model, (five, one_hour) in writes.items() if five + one_hour}
 
     def cost_by_model(self) -> dict[str, float]:
         return {model: value for (model,), value in totals_by(self.store, COST, "model").items()}
@@ -223,4 +226,4 @@ class Economics:
 
     def plan_value_ratio(self) -> float | None:
         """API-equivalent spend this month over the subscription price (None without one)."""
-        return self.spent(ALL, "month") / self.subscription if self.subscription > 0 else None
+        return self.spent("month") / self.subscription if self.subscription > 0 else None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from otlp_bridge.derive import activity as act
-from otlp_bridge.derive.economics import ALL, COST, Economics, TokenTotals
+from otlp_bridge import families as fam
+from otlp_bridge.derive.activity import Activity
+from otlp_bridge.derive.economics import Economics, TokenTotals
 from otlp_bridge.derive.query import histogram_by, series_of, total, totals_by
 from otlp_bridge.store.accumulator import Store
 
@@ -20,13 +21,13 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="seconds")
 
 
-def summary(store: Store, economics: Economics, activity: act.Activity, top: int = 10) -> dict[str, Any]:
+def summary(store: Store, economics: Economics, activity: Activity, top: int = 10) -> dict[str, Any]:
     now = economics.now()
     tokens = economics.tokens_by_model()
     overall = TokenTotals.sum_of(tokens.values())
     savings = economics.savings_by_model()
     costs = economics.cost_by_model()
-    requests = {model: v for (model,), v in totals_by(store, act.API_REQUESTS.name, "model").items()}
+    requests = {model: v for (model,), v in totals_by(store, fam.API_REQUESTS.name, "model").items()}
     models = [
         {"model": model, "cost_usd": _round(costs.get(model, 0.0)), "requests": requests.get(model, 0.0),
          "tokens": {"input": t.input, "output": t.output, "cache_read": t.cache_read,
@@ -36,8 +37,8 @@ def summary(store: Store, economics: Economics, activity: act.Activity, top: int
     ]
     models.sort(key=lambda m: m["cost_usd"] or 0.0, reverse=True)
 
-    calls = totals_by(store, act.TOOL_CALLS.name, "tool_name", "success")
-    durations = histogram_by(store, act.TOOL_DURATION.name, "tool_name")
+    calls = totals_by(store, fam.TOOL_CALLS.name, "tool_name", "success")
+    durations = histogram_by(store, fam.TOOL_DURATION.name, "tool_name")
     tool_names = {tool for tool, _ in calls}
     tools = []
     for tool in tool_names:
@@ -48,8 +49,8 @@ def summary(store: Store, economics: Economics, activity: act.Activity, top: int
                       "mean_duration_seconds": _round(seconds / count) if count else None})
     tools.sort(key=lambda t: t["calls"], reverse=True)
 
-    api_requests = total(store, act.API_REQUESTS.name)
-    errors = totals_by(store, act.API_ERRORS.name, "status_code")
+    api_requests = total(store, fam.API_REQUESTS.name)
+    errors = totals_by(store, fam.API_ERRORS.name, "status_code")
     error_count = sum(errors.values())
     budgets = [
         {"name": s.name, "period": s.period, "period_start": _iso(s.period_start), "period_end": _iso(s.period_end),
@@ -60,7 +61,7 @@ def summary(store: Store, economics: Economics, activity: act.Activity, top: int
     ]
     last_seen = sorted(
         ({**dict(labels), "timestamp": _iso(datetime.fromtimestamp(value, now.tzinfo)),
-          "seconds_ago": round(now.timestamp() - value, 1)} for labels, value in series_of(store, act.LAST_SEEN.name)),
+          "seconds_ago": round(now.timestamp() - value, 1)} for labels, value in series_of(store, fam.LAST_SEEN.name)),
         key=lambda row: row["seconds_ago"])
     plan = economics.plan_value_ratio()
     return {
@@ -71,8 +72,8 @@ def summary(store: Store, economics: Economics, activity: act.Activity, top: int
             "cache_hit_ratio": _round(overall.cache_hit_ratio),
         },
         "cost_usd": {
-            "today": _round(economics.spent(ALL, "day")), "this_week": _round(economics.spent(ALL, "week")),
-            "this_month": _round(economics.spent(ALL, "month")), "all_time": _round(total(store, COST)),
+            "today": _round(economics.spent("day")), "this_week": _round(economics.spent("week")),
+            "this_month": _round(economics.spent("month")), "all_time": _round(total(store, fam.COST)),
             "saved_by_cache": _round(sum(v for v in savings.values() if v is not None)),
             "subscription_usd_per_month": economics.subscription or None,
             "plan_value_ratio": _round(plan),
@@ -82,20 +83,20 @@ def summary(store: Store, economics: Economics, activity: act.Activity, top: int
         "unpriced_models": economics.unpriced_models(),
         "tools": tools[:top],
         "commands": sorted(({"command": c, "count": v} for (c,), v in
-                            totals_by(store, act.COMMANDS.name, "command_name").items()),
+                            totals_by(store, fam.COMMANDS.name, "command_name").items()),
                            key=lambda r: r["count"], reverse=True)[:top],
         "workflows": sorted(({"workflow": w, "count": v} for (w,), v in
-                             totals_by(store, act.WORKFLOWS.name, "workflow").items()),
+                             totals_by(store, fam.WORKFLOWS.name, "workflow").items()),
                             key=lambda r: r["count"], reverse=True),
         "api": {"requests": api_requests, "errors": error_count,
                 "error_ratio": _round(error_count / (api_requests + error_count)) if api_requests + error_count
                 else None,
                 "errors_by_status": {status: v for (status,), v in errors.items()},
-                "retries_exhausted": total(store, act.API_EXHAUSTED.name)},
+                "retries_exhausted": total(store, fam.API_EXHAUSTED.name)},
         "activity": {
             "sessions": total(store, "claude_code_session_count_total"),
-            "active_sessions": sum(activity.active_sessions().values()),
-            "prompts": total(store, act.PROMPTS.name),
+            "active_sessions": sum(activity.active_sessions(now.timestamp()).values()),
+            "prompts": total(store, fam.PROMPTS.name),
             "lines_added": total(store, "claude_code_lines_of_code_count_total", {"type": "added"}),
             "lines_removed": total(store, "claude_code_lines_of_code_count_total", {"type": "removed"}),
             "commits": total(store, "claude_code_commit_count_total"),

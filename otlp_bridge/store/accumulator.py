@@ -1,56 +1,64 @@
-"""Exact totals of Prometheus series, fed by observations.
+"""Exact totals of Prometheus series, fed by observations. `Store.apply` is the only way to write.
 
 The exactness rules, in one place:
 - DELTA: the value is the increase.
-- CUMULATIVE: the increase is the difference to the last value seen with the
-  same start time; a new start time, or (for monotonic sums) a lower value,
-  is a reset and the increase is the whole new value.
-- A replay (a client retry) is not applied again: for DELTA, a point whose
-  (start, time) window is among the last few applied for its input series;
-  for CUMULATIVE, a point not newer than the last one with its start time.
-  Exact windows, not "older than the last", because two processes can share
-  one attribute set (session id turned off) and interleave their deltas.
-- Increases go into the output series (labels after the drop list), so
-  dropping `session.id` folds sessions together without losing anything.
-- Non-monotonic cumulative sums add their change, so a folded up-down counter
-  is the sum of its inputs' current values; gauges are last-value.
-Totals are summed with Neumaier compensation so long runs of decimal deltas
-(0.0066954 USD …) keep the total the client itself would report.
+- CUMULATIVE: the increase is the difference to the last value of the same stream. A monotonic
+  stream is (series, start time), as the Collector keys it: two processes that share every
+  attribute but started apart are two streams, and a new start time is a new stream whose whole
+  value is new. A lower value within one stream is a reset too.
+- A replay (a client retry) is not applied again: for DELTA, a point whose (start, time) window is
+  among the last few applied for its input stream; for CUMULATIVE, a point not newer than the last.
+- Increases go into the output series (labels after the drop list), so dropping `session.id` folds
+  sessions together without losing anything.
+- Non-monotonic cumulative sums add their change, so a folded up-down counter is the sum of its
+  inputs' current values; gauges are last-value, and a gauge point without a value (a staleness
+  marker) removes its series.
+- Totals stay finite: a point whose addition would overflow is refused, never stored.
+- Point times are the client's: one later than the store's clock is filed at "now" (and counted), so
+  a skewed clock cannot put spend in the future.
+Totals are summed with Neumaier compensation so long runs of decimal deltas (0.0066954 USD …) keep
+the total the client itself would report.
 
-Plain, synchronous Python: one writer (the event loop) calls `apply`. What
-changed is remembered as dirty until `take_dirty` hands it to persistence; a
-`Backing` (the durable state) answers for series and inputs no longer held in
-memory, so expiry and eviction bound memory without forgetting a total.
+Plain, synchronous Python: one writer (the event loop) calls `apply`, which answers with every
+increase it applied, so later steps derive from exactly what was counted. What changed is remembered
+as dirty until `take_dirty` hands it to persistence; a `Backing` (the durable state) answers for
+series and inputs no longer held in memory, so expiry and eviction bound memory without forgetting.
+Input state ages on an uptime clock, not the wall clock: a wall clock that jumps days ahead must not
+make a live cumulative stream look forgotten (it would then be counted again).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from otlp_bridge.translate.metrics import (
+from otlp_bridge.series import (
+    Applied,
     FamilyMeta,
     HistogramValue,
     Labels,
     Observation,
     Temporality,
 )
+from otlp_bridge.store.history import History
+
+FUTURE_TOLERANCE_NS = 60 * 10**9  # clock skew below this is not worth counting
 
 
 class Total:
-    """A float sum with Neumaier compensation, and when it last changed."""
+    """A float sum with Neumaier compensation, when it was created and when it last changed."""
 
-    __slots__ = ("comp", "sum", "updated")
+    __slots__ = ("comp", "created", "sum", "updated")
 
-    def __init__(self, value: float = 0.0, comp: float = 0.0, updated: float = 0.0) -> None:
+    def __init__(self, value: float = 0.0, comp: float = 0.0, updated: float = 0.0, created: float = 0.0) -> None:
         self.sum = value
         self.comp = comp
         self.updated = updated
+        self.created = created
 
     def add(self, x: float) -> None:
         s = self.sum
@@ -77,6 +85,7 @@ class HistogramTotal:
     count: int = 0
     sum: Total = field(default_factory=Total)
     updated: float = 0.0
+    created: float = 0.0
 
     def add(self, counts: tuple[int, ...] | list[int], count: int, total: float) -> None:
         for i, c in enumerate(counts):
@@ -84,28 +93,21 @@ class HistogramTotal:
         self.count += count
         self.sum.add(total)
 
-    def observe(self, value: float) -> None:
-        """One observation, in the first bucket whose upper bound holds it (Prometheus `le`)."""
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.count += 1
-        self.sum.add(value)
-
 
 Series = Total | HistogramTotal
-InputKey = bytes | tuple[object, ...]
 
 _RECENT_WINDOWS = 8
 
 
 @dataclass(slots=True)
 class InputState:
-    """What is remembered of one input series between its points."""
+    """What is remembered of one input stream between its points."""
 
     start: int
     time: int
     value: float | HistogramValue | None = None  # last cumulative value
     windows: tuple[tuple[int, int], ...] = ()  # recent delta windows
-    seen: float = 0.0  # wall clock of the last point applied
+    seen: float = 0.0  # uptime of the last point applied
 
     def is_replay(self, obs: Observation) -> bool:
         if obs.temporality is Temporality.DELTA:
@@ -118,7 +120,7 @@ class Backing(Protocol):
 
     def load_series(self, family: str, labels: Labels) -> Series | None: ...
 
-    def load_input(self, key: InputKey) -> InputState | None: ...
+    def load_input(self, key: bytes) -> InputState | None: ...
 
 
 @dataclass(slots=True)
@@ -132,6 +134,15 @@ class ApplyResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    applied: list[Applied] = field(default_factory=list)
+    future: int = 0  # points stamped ahead of the store's clock, filed at "now"
+
+    def extend(self, other: ApplyResult) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected.update(other.rejected)
+        self.applied.extend(other.applied)
+        self.future += other.future
 
 
 SeriesSnapshot = tuple[float, float] | tuple[tuple[float, ...], tuple[int, ...], int, float, float]
@@ -142,18 +153,20 @@ class Dirty:
     """Everything changed since the last `take_dirty`, copied so another thread may write it."""
 
     families: list[FamilyMeta]
-    series: list[tuple[str, Labels, SeriesSnapshot, float]]
-    inputs: list[tuple[InputKey, InputState]]
+    series: list[tuple[str, Labels, SeriesSnapshot, float, float]]  # family, labels, value, updated, created
+    deleted: list[tuple[str, Labels]]
+    inputs: list[tuple[bytes, InputState]]
+    history: list[tuple[str, Labels, int, float | None]]  # None: the bucket is gone
 
     def __bool__(self) -> bool:
-        return bool(self.families or self.series or self.inputs)
+        return bool(self.families or self.series or self.deleted or self.inputs or self.history)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_series: int = 1_000_000
     series_ttl: float = 0.0  # seconds without an update before a series leaves memory; 0 keeps it
-    input_ttl: float = 3600.0  # the same for input state (temporality, replay detection)
+    input_ttl: float = 3600.0  # uptime seconds before a quiet input leaves memory (it stays on disk)
     max_inputs_in_memory: int = 200_000  # beyond this, the least recently seen clean inputs are evicted
 
 
@@ -163,32 +176,51 @@ def snapshot_series(series: Series) -> SeriesSnapshot:
     return series.bounds, tuple(series.counts), series.count, series.sum.sum, series.sum.comp
 
 
-def series_from_snapshot(snap: SeriesSnapshot, updated: float) -> Series:
+def series_from_snapshot(snap: SeriesSnapshot, updated: float, created: float) -> Series:
     if len(snap) == 2:
-        return Total(snap[0], snap[1], updated)  # type: ignore[arg-type]
+        return Total(snap[0], snap[1], updated, created)  # type: ignore[arg-type]
     bounds, counts, count, total, comp = snap  # type: ignore[misc]
-    return HistogramTotal(tuple(bounds), list(counts), count, Total(total, comp), updated)
+    return HistogramTotal(tuple(bounds), list(counts), count, Total(total, comp), updated, created)
+
+
+class Uptime:
+    """Seconds the store has been running, summed over restarts (persisted with input state)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._origin = monotonic()
+
+    def __call__(self) -> float:
+        return self._monotonic() - self._origin
+
+    def resume(self, at: float) -> None:
+        """Continue from `at` (the newest `seen` on disk), so retention counts only running time."""
+        self._origin = self._monotonic() - at
 
 
 class Store:
-    """Output series and the per-input state that makes their totals exact."""
+    """Output series, the per-input state that makes their totals exact, and their hourly history."""
 
     def __init__(self, limits: Limits | None = None, backing: Backing | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, history: History | None = None,
+                 uptime: Uptime | None = None) -> None:
         self.limits = limits or Limits()
         self.backing = backing
         self.clock = clock
+        self.uptime = uptime or Uptime()
+        self.history = history
         self.families: dict[str, Family] = {}
-        self._inputs: dict[InputKey, InputState] = {}
+        self._inputs: dict[bytes, InputState] = {}
         self._series_count = 0
         self._dirty_families: set[str] = set()
         self._dirty_series: set[tuple[str, Labels]] = set()
-        self._dirty_inputs: set[InputKey] = set()
-        self.version = 0  # bumped on every change, so an unchanged store can reuse its last rendering
+        self._dirty_inputs: set[bytes] = set()
+        self.version = 0  # moves only on a change a scrape would show, so an unchanged store reuses its body
         self._now = 0.0
-        # Called with every increase a monotonic counter takes (family, labels, increase, point time),
-        # so derived views (budget periods) add up exactly the increases the totals do.
-        self.on_increase: Callable[[FamilyMeta, Labels, float, int], None] | None = None
+        self._now_ns = 0
+        self._filed_ns = 0
+        self._seen = 0.0
+        self._changed_any = False
 
     @property
     def series_count(self) -> int:
@@ -198,69 +230,42 @@ class Store:
     def input_count(self) -> int:
         return len(self._inputs)
 
-    def apply(self, observations: list[Observation]) -> ApplyResult:
+    @property
+    def has_dirty(self) -> bool:
+        return bool(self._dirty_families or self._dirty_series or self._dirty_inputs
+                    or (self.history is not None and self.history.dirty))
+
+    def apply(self, observations: Iterable[Observation], *, history_only: bool = False) -> ApplyResult:
+        """Apply observations; the answer lists every increase applied, in order.
+
+        `history_only` files increases in the hourly history without touching totals: history from
+        before the live stream (imported transcripts) must not make counters jump."""
         result = ApplyResult()
         self._now = self.clock()
+        self._now_ns = int(self._now * 1e9)
+        self._seen = self.uptime()
+        self._changed_any = False
         for obs in observations:
-            reason = self._apply_one(obs)
+            # The point keeps its own times (they tell a replay); only where it is filed is clamped.
+            self._filed_ns = obs.time if 0 < obs.time <= self._now_ns else self._now_ns
+            if obs.time > self._now_ns + FUTURE_TOLERANCE_NS:
+                result.future += 1
+            reason = self._apply_one(obs, result.applied, history_only)
             if reason is None:
                 result.accepted += 1
             elif reason == "duplicate":
                 result.duplicates += 1
             else:
                 result.rejected[reason] += 1
-        if result.accepted:
+        if self._changed_any:
             self.version += 1
         return result
-
-    # --- derived series: already deduplicated upstream, so no input tracking --------------------
-    def add(self, meta: FamilyMeta, labels: Labels, increase: float) -> bool:
-        """Add to a derived counter; False when the series cap refused a new series."""
-        return self._derived(meta, labels, Total.add, increase)
-
-    def set(self, meta: FamilyMeta, labels: Labels, value: float) -> bool:
-        """Set a derived gauge; False when the series cap refused a new series."""
-        return self._derived(meta, labels, Total.set, value)
-
-    def _derived(self, meta: FamilyMeta, labels: Labels, change: Callable[[Total, float], None], x: float) -> bool:
-        family = self._family(meta)
-        series = cast(Total | None, self._series(family, labels, Total)) if family else None
-        if series is None:
-            return False
-        change(series, x)
-        self._touch(meta.name, labels, series)
-        return True
-
-    def observe(self, meta: FamilyMeta, labels: Labels, bounds: tuple[float, ...], value: float) -> bool:
-        """Count one observation into a derived histogram."""
-        family = self._family(meta)
-        series = cast(HistogramTotal | None, self._series(
-            family, labels, lambda: HistogramTotal(bounds, [0] * (len(bounds) + 1)))) if family else None
-        if series is None or series.bounds != bounds:
-            return False
-        series.observe(value)
-        self._touch(meta.name, labels, series)
-        return True
 
     def value(self, name: str, labels: Labels) -> float | None:
         """The current value of a counter or gauge series held in memory."""
         family = self.families.get(name)
         series = family.series.get(labels) if family else None
         return series.value if isinstance(series, Total) else None
-
-    def input_state(self, key: InputKey) -> InputState | None:
-        """Durable per-stream state a deriver keeps (e.g. an event stream's high-water mark)."""
-        return self._input(key)
-
-    def keep_input_state(self, key: InputKey, state: InputState) -> None:
-        state.seen = self.clock()
-        self._inputs[key] = state
-        self._dirty_inputs.add(key)
-
-    def _touch(self, name: str, labels: Labels, series: Series) -> None:
-        """A derived series changed outside `apply`, which bumps the version once per batch."""
-        self._changed(name, labels, series, self.clock())
-        self.version += 1
 
     # --- restore, persistence, expiry -------------------------------------------------------
     def restore(self, meta: FamilyMeta, series: dict[Labels, Series]) -> None:
@@ -272,13 +277,20 @@ class Store:
             family.series[labels] = one
 
     def take_dirty(self) -> Dirty:
+        series, deleted = [], []
+        for name, labels in self._dirty_series:
+            family = self.families.get(name)
+            one = family.series.get(labels) if family else None
+            if one is None:
+                deleted.append((name, labels))
+            else:
+                series.append((name, labels, snapshot_series(one), one.updated, one.created))
         dirty = Dirty(
-            [self.families[name].meta for name in self._dirty_families],
-            [(name, labels, snapshot_series(series), series.updated)
-             for name, labels in self._dirty_series
-             if (series := self.families[name].series.get(labels)) is not None],
+            [self.families[name].meta for name in self._dirty_families if name in self.families],
+            series, deleted,
             [(key, InputState(i.start, i.time, i.value, i.windows, i.seen))
              for key in self._dirty_inputs if (i := self._inputs.get(key)) is not None],
+            self.history.take_dirty() if self.history is not None else [],
         )
         self._dirty_families.clear()
         self._dirty_series.clear()
@@ -288,12 +300,16 @@ class Store:
     def mark_dirty(self, dirty: Dirty) -> None:
         """A write that failed: its rows stay owed to the next one."""
         self._dirty_families.update(meta.name for meta in dirty.families)
-        self._dirty_series.update((name, labels) for name, labels, _, _ in dirty.series)
+        self._dirty_series.update((name, labels) for name, labels, *_ in dirty.series)
+        self._dirty_series.update(dirty.deleted)
         self._dirty_inputs.update(key for key, _ in dirty.inputs)
+        if self.history is not None:
+            self.history.mark_dirty(dirty.history)
 
     def expire(self, now: float | None = None) -> tuple[int, int]:
-        """Let go of series and inputs quiet for longer than their TTL (and inputs over the
-        memory cap, least recently seen first). Only what is durable, or not backed at all, goes."""
+        """Let go of series quiet for longer than their TTL, and of inputs quiet for longer than theirs
+        in uptime (and over the memory cap, least recently seen first). Only what is durable, or not
+        backed at all, goes."""
         now = self.clock() if now is None else now
         limits = self.limits
         series_gone = 0
@@ -306,8 +322,9 @@ class Store:
                     del family.series[labels]
                 series_gone += len(stale)
             self._series_count -= series_gone
+        uptime = self.uptime()
         clean = [(state.seen, key) for key, state in self._inputs.items() if key not in self._dirty_inputs]
-        doomed = {key for seen, key in clean if limits.input_ttl > 0 and now - seen > limits.input_ttl}
+        doomed = {key for seen, key in clean if limits.input_ttl > 0 and uptime - seen > limits.input_ttl}
         excess = len(self._inputs) - len(doomed) - limits.max_inputs_in_memory
         if excess > 0 and self.backing is not None:
             doomed.update(key for _, key in sorted(clean)[:excess + len(doomed)])
@@ -323,7 +340,7 @@ class Store:
         if family is None:
             family = self.families[meta.name] = Family(meta)
             self._dirty_families.add(meta.name)
-        elif family.meta.kind is not meta.kind:
+        elif family.meta.kind is not meta.kind or family.meta.monotonic is not meta.monotonic:
             return None
         return family
 
@@ -336,11 +353,12 @@ class Store:
                 if self._series_count >= self.limits.max_series:
                     return None
                 series = new()
+                series.created = self._now
             family.series[labels] = series
             self._series_count += 1
         return series
 
-    def _input(self, key: InputKey) -> InputState | None:
+    def _input(self, key: bytes) -> InputState | None:
         state = self._inputs.get(key)
         if state is None and self.backing is not None:
             state = self.backing.load_input(key)
@@ -348,88 +366,131 @@ class Store:
                 self._inputs[key] = state
         return state
 
-    def _apply_one(self, obs: Observation) -> str | None:
+    def _apply_one(self, obs: Observation, applied: list[Applied], history_only: bool) -> str | None:
         family = self._family(obs.family)
         if family is None:
             return "type_conflict"
-        previous = self._input(obs.input_key)
+        previous = self._input(obs.input_key) if obs.input_key is not None else None
+        if history_only and (obs.temporality is Temporality.LAST_VALUE or not self._has_history(family)):
+            return "no_history"
         if obs.temporality is Temporality.LAST_VALUE:
             return self._set_gauge(family, obs, previous)
         if previous is not None and previous.is_replay(obs):
             return "duplicate"
         if isinstance(obs.value, HistogramValue):
-            return self._add_histogram(family, obs, previous)
-        return self._add_number(family, obs, previous)
+            return self._add_histogram(family, obs, previous, applied, history_only)
+        return self._add_number(family, obs, previous, applied, history_only)
 
     def _set_gauge(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
         if previous is not None and obs.time < previous.time:
             return "out_of_order"
+        if obs.value is None:  # staleness marker
+            self._remove(family, obs.labels)
+            self._remember(obs, previous, None)
+            return None
+        value = cast(float, obs.value)
+        if not math.isfinite(value):
+            return "non_finite"
         series = cast(Total | None, self._series(family, obs.labels, Total))
         if series is None:
             return "series_limit"
-        series.set(cast(float, obs.value))
-        self._changed(family.meta.name, obs.labels, series, self._now)
+        if series.value != value or series.updated == 0.0:
+            series.set(value)
+            self._changed(family.meta.name, obs.labels, series)
         self._remember(obs, previous, None)
         return None
 
-    def _add_number(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
-        value = cast(float, obs.value)
-        if not math.isfinite(value):
+    def _add_number(self, family: Family, obs: Observation, previous: InputState | None,
+                    applied: list[Applied], history_only: bool) -> str | None:
+        value = obs.value
+        if not isinstance(value, float | int) or not math.isfinite(value):
             return "non_finite"
         monotonic = family.meta.monotonic
         if obs.temporality is Temporality.DELTA:
             if monotonic and value < 0:
                 return "negative_delta"
-            increase = value
+            increase = float(value)
         elif previous is None or not isinstance(previous.value, int | float):
-            increase = value
-        elif monotonic and (obs.start != previous.start or value < previous.value):
-            increase = value  # the counter restarted
+            increase = float(value)
+        elif monotonic and value < previous.value:
+            increase = float(value)  # the counter restarted within its stream
         else:
             increase = value - previous.value
-        series = cast(Total | None, self._series(family, obs.labels, Total))
-        if series is None:
-            return "series_limit"
-        series.add(increase)
-        self._changed(family.meta.name, obs.labels, series, self._now)
+        if not history_only:
+            series = cast(Total | None, self._series(family, obs.labels, Total))
+            if series is None:
+                return "series_limit"
+            if not math.isfinite(series.value + increase):
+                return "overflow"
+            if increase != 0 or series.updated == 0.0:
+                series.add(increase)
+                self._changed(family.meta.name, obs.labels, series)
+        self._file_history(family, obs, increase)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
-        if monotonic and self.on_increase is not None:
-            self.on_increase(family.meta, obs.labels, increase, obs.time)
+        if monotonic and increase:
+            applied.append(Applied(family.meta, obs.labels, increase, 0, self._filed_ns, obs.origin))
         return None
 
-    def _add_histogram(self, family: Family, obs: Observation, previous: InputState | None) -> str | None:
+    def _add_histogram(self, family: Family, obs: Observation, previous: InputState | None,
+                       applied: list[Applied], history_only: bool) -> str | None:
         value = cast(HistogramValue, obs.value)
-        series = cast(HistogramTotal | None, self._series(
-            family, obs.labels, lambda: HistogramTotal(value.bounds, [0] * len(value.counts))))
-        if series is None:
-            return "series_limit"
-        if series.bounds != value.bounds:
-            return "histogram_bounds_changed"
         last = previous.value if previous is not None else None
         if (
             obs.temporality is Temporality.CUMULATIVE
             and isinstance(last, HistogramValue)
-            and obs.start == previous.start  # type: ignore[union-attr]
             and last.bounds == value.bounds
             and value.count >= last.count
             and all(c >= p for c, p in zip(value.counts, last.counts, strict=True))
         ):
-            series.add([c - p for c, p in zip(value.counts, last.counts, strict=True)], value.count - last.count,
-                       value.sum - last.sum)
+            counts: tuple[int, ...] | list[int] = [c - p for c, p in zip(value.counts, last.counts, strict=True)]
+            count, total = value.count - last.count, value.sum - last.sum
         else:  # delta, first sight, or a reset
-            series.add(value.counts, value.count, value.sum)
-        self._changed(family.meta.name, obs.labels, series, self._now)
+            counts, count, total = value.counts, value.count, value.sum
+        if not history_only:
+            series = cast(HistogramTotal | None, self._series(
+                family, obs.labels, lambda: HistogramTotal(value.bounds, [0] * len(value.counts))))
+            if series is None:
+                return "series_limit"
+            if series.bounds != value.bounds:
+                return "histogram_bounds_changed"
+            if not math.isfinite(total) or not math.isfinite(series.sum.value + total):
+                return "overflow"
+            series.add(counts, count, total)
+            self._changed(family.meta.name, obs.labels, series)
+        self._file_history(family, obs, total)
         self._remember(obs, previous, value if obs.temporality is Temporality.CUMULATIVE else None)
+        if count:
+            applied.append(Applied(family.meta, obs.labels, total, count, self._filed_ns, obs.origin))
         return None
 
-    def _changed(self, name: str, labels: Labels, series: Series, now: float) -> None:
-        series.updated = now
+    def _file_history(self, family: Family, obs: Observation, increase: float) -> None:
+        if increase and self.history is not None and family.meta.name in self.history.families:
+            self.history.add(family.meta.name, obs.labels, self._filed_ns / 1e9, increase)
+
+    def _has_history(self, family: Family) -> bool:
+        return self.history is not None and family.meta.name in self.history.families
+
+    def _remove(self, family: Family, labels: Labels) -> None:
+        if labels in family.series:
+            del family.series[labels]
+            self._series_count -= 1
+        elif self.backing is None or self.backing.load_series(family.meta.name, labels) is None:
+            return
+        self._dirty_series.add((family.meta.name, labels))  # dirty and absent: deleted on disk too
+        self._changed_any = True
+
+    def _changed(self, name: str, labels: Labels, series: Series) -> None:
+        series.updated = self._now
         self._dirty_series.add((name, labels))
+        self._changed_any = True
 
     def _remember(self, obs: Observation, previous: InputState | None, value: float | HistogramValue | None) -> None:
+        key = obs.input_key
+        if key is None:
+            return
         if previous is None:
-            previous = self._inputs[obs.input_key] = InputState(obs.start, obs.time)
-        previous.start, previous.time, previous.value, previous.seen = obs.start, obs.time, value, self._now
+            previous = self._inputs[key] = InputState(obs.start, obs.time)
+        previous.start, previous.time, previous.value, previous.seen = obs.start, obs.time, value, self._seen
         if obs.temporality is Temporality.DELTA:
             previous.windows = (*previous.windows[1 - _RECENT_WINDOWS:], (obs.start, obs.time))
-        self._dirty_inputs.add(obs.input_key)
+        self._dirty_inputs.add(key)

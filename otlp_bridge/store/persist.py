@@ -1,4 +1,4 @@
-"""Durable state in SQLite (WAL): series totals, family metadata, input state.
+"""Durable state in SQLite (WAL): series totals, family metadata, input state, hourly history.
 
 One writer at a time (the commit lock), in a worker thread; look-ups of what
 memory let go of happen on the event loop through a second connection, which
@@ -13,20 +13,20 @@ import asyncio
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Labels
 from otlp_bridge.store.accumulator import (
     Dirty,
-    InputKey,
     InputState,
     Series,
     Store,
     series_from_snapshot,
 )
-from otlp_bridge.translate.metrics import FamilyMeta, HistogramValue, Kind, Labels, input_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "bridge.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,11 +34,22 @@ CREATE TABLE IF NOT EXISTS families (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, help TEXT NOT NULL, monotonic INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
     family TEXT NOT NULL, labels TEXT NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL,
-    PRIMARY KEY (family, labels)) WITHOUT ROWID;
+    created REAL NOT NULL DEFAULT 0, PRIMARY KEY (family, labels)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inputs (
     key BLOB PRIMARY KEY, state TEXT NOT NULL, seen REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inputs_seen ON inputs (seen);
+CREATE TABLE IF NOT EXISTS history (
+    family TEXT NOT NULL, labels TEXT NOT NULL, hour INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (family, labels, hour)) WITHOUT ROWID;
 """
+# Version 1 kept budget spend in an internal counter per scope and day, and no creation times.
+_V1_SPEND = "otlp_bridge_internal_spend_usd_total"
+
+
+@dataclass(frozen=True)
+class Prune:
+    inputs_seen_before: float  # uptime
+    max_inputs: int
 
 
 class StateError(Exception):
@@ -52,11 +63,6 @@ def _tuples(value: Any) -> Any:
 
 def _dump(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=True)
-
-
-def _key_bytes(key: InputKey) -> bytes:
-    """Input keys on disk are 16-byte digests (translation already gives metric inputs as one)."""
-    return key if isinstance(key, bytes) else input_key(*key)
 
 
 def _encode_input(state: InputState) -> str:
@@ -109,8 +115,24 @@ class SqliteState:
         row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] == "1":
+            self._migrate_v1()
         elif row[0] != str(SCHEMA_VERSION):
             raise StateError(self._unusable(f"schema version {row[0]}, this bridge reads {SCHEMA_VERSION}"))
+
+    def _migrate_v1(self) -> None:
+        """Add creation times; budget spend of version 1 (per scope and day) has no per-series history to
+        become, so it is dropped: budgets count from the upgrade on (the README says so)."""
+        assert self._writer is not None
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        columns = [row[1] for row in db.execute("PRAGMA table_info(series)")]
+        if "created" not in columns:
+            db.execute("ALTER TABLE series ADD COLUMN created REAL NOT NULL DEFAULT 0")
+        db.execute("DELETE FROM series WHERE family = ?", (_V1_SPEND,))
+        db.execute("DELETE FROM families WHERE name = ?", (_V1_SPEND,))
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        db.execute("COMMIT")
 
     def _unusable(self, why: str) -> str:
         return (f"state file {self.path} is unusable ({why}). Refusing to start from zero. "
@@ -138,34 +160,42 @@ class SqliteState:
 
     # --- reading -----------------------------------------------------------------------------
     def load_into(self, store: Store, *, series_ttl: float, now: float) -> int:
-        """Put durable series back into the store (all, or those updated within `series_ttl`)."""
+        """Put durable state back into the store: series (all, or those updated within `series_ttl`),
+        history, and the uptime clock inputs age by."""
         assert self._reader is not None
         metas = {name: FamilyMeta(name, Kind(kind), help_, bool(monotonic))
                  for name, kind, help_, monotonic in self._reader.execute("SELECT * FROM families")}
         by_family: dict[str, dict[Labels, Series]] = {name: {} for name in metas}
         since = now - series_ttl if series_ttl > 0 else float("-inf")
         count = 0
-        for family, labels, value, updated in self._reader.execute(
-                "SELECT family, labels, value, updated FROM series WHERE updated >= ?", (since,)):
-            by_family[family][_tuples(json.loads(labels))] = series_from_snapshot(_tuples(json.loads(value)), updated)
+        for family, labels, value, updated, created in self._reader.execute(
+                "SELECT family, labels, value, updated, created FROM series WHERE updated >= ?", (since,)):
+            by_family[family][_tuples(json.loads(labels))] = series_from_snapshot(
+                _tuples(json.loads(value)), updated, created)
             count += 1
         for name, meta in metas.items():
             store.restore(meta, by_family[name])
+        if store.history is not None:
+            for family, labels, hour, value in self._reader.execute("SELECT * FROM history"):
+                store.history.restore(family, _tuples(json.loads(labels)), hour, value)
+        (seen,) = self._reader.execute("SELECT max(seen) FROM inputs").fetchone()
+        if seen is not None:
+            store.uptime.resume(seen)
         return count
 
     def load_series(self, family: str, labels: Labels) -> Series | None:
         assert self._reader is not None
-        row = self._reader.execute("SELECT value, updated FROM series WHERE family = ? AND labels = ?",
+        row = self._reader.execute("SELECT value, updated, created FROM series WHERE family = ? AND labels = ?",
                                    (family, _dump(labels))).fetchone()
-        return None if row is None else series_from_snapshot(_tuples(json.loads(row[0])), row[1])
+        return None if row is None else series_from_snapshot(_tuples(json.loads(row[0])), row[1], row[2])
 
-    def load_input(self, key: InputKey) -> InputState | None:
+    def load_input(self, key: bytes) -> InputState | None:
         assert self._reader is not None
-        row = self._reader.execute("SELECT state, seen FROM inputs WHERE key = ?", (_key_bytes(key),)).fetchone()
+        row = self._reader.execute("SELECT state, seen FROM inputs WHERE key = ?", (key,)).fetchone()
         return None if row is None else _decode_input(row[0], row[1])
 
     # --- writing -----------------------------------------------------------------------------
-    def write(self, dirty: Dirty, prune_inputs_before: float | None = None) -> None:
+    def write(self, dirty: Dirty, prune: Prune | None = None) -> None:
         """One transaction with everything dirty; runs in a worker thread."""
         assert self._writer is not None
         db = self._writer
@@ -173,13 +203,22 @@ class SqliteState:
         try:
             db.executemany("INSERT OR REPLACE INTO families VALUES (?, ?, ?, ?)",
                            [(m.name, m.kind.value, m.help, int(m.monotonic)) for m in dirty.families])
-            db.executemany("INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?)",
-                           [(name, _dump(labels), _dump(snap), updated)
-                            for name, labels, snap, updated in dirty.series])
+            db.executemany("INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?)",
+                           [(name, _dump(labels), _dump(snap), updated, created)
+                            for name, labels, snap, updated, created in dirty.series])
+            db.executemany("DELETE FROM series WHERE family = ? AND labels = ?",
+                           [(name, _dump(labels)) for name, labels in dirty.deleted])
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",
-                           [(_key_bytes(key), _encode_input(state), state.seen) for key, state in dirty.inputs])
-            if prune_inputs_before is not None:
-                db.execute("DELETE FROM inputs WHERE seen < ?", (prune_inputs_before,))
+                           [(key, _encode_input(state), state.seen) for key, state in dirty.inputs])
+            db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
+                           [(f, _dump(labels), hour, v) for f, labels, hour, v in dirty.history if v is not None])
+            db.executemany("DELETE FROM history WHERE family = ? AND labels = ? AND hour = ?",
+                           [(f, _dump(labels), hour) for f, labels, hour, v in dirty.history if v is None])
+            if prune is not None:
+                db.execute("DELETE FROM inputs WHERE seen < ?", (prune.inputs_seen_before,))
+                # By count as well as age: the newest `max_inputs` stay (a live stream is always among them).
+                db.execute("DELETE FROM inputs WHERE seen < (SELECT seen FROM inputs ORDER BY seen DESC "
+                           "LIMIT 1 OFFSET ?)", (prune.max_inputs,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -195,11 +234,14 @@ class SqliteState:
         """The generation of the newest change so far."""
         return self._generation
 
-    async def maintain(self, store: Store, *, input_retention: float) -> tuple[int, int]:
-        """Expire memory and prune input state older than the retention, between commits."""
+    async def maintain(self, store: Store, *, input_retention: float, max_inputs: int) -> tuple[int, int]:
+        """Expire memory, prune history past its retention and input state past its retention (in uptime,
+        so a wall clock that jumps cannot age a live stream) or count, between commits."""
         async with self.lock:
             expired = store.expire()
-            await self._flush(store, prune_before=store.clock() - input_retention)
+            if store.history is not None:
+                store.history.prune(store.clock())
+            await self._flush(store, Prune(store.uptime() - input_retention, max_inputs))
             return expired
 
     async def flush(self, store: Store) -> None:
@@ -213,12 +255,12 @@ class SqliteState:
             if self._committed < generation:  # else a write that started after our change covered it
                 await self._flush(store)
 
-    async def _flush(self, store: Store, prune_before: float | None = None) -> None:
+    async def _flush(self, store: Store, prune: Prune | None = None) -> None:
         target = self._generation  # every change up to here is in what take_dirty returns
         dirty = store.take_dirty()
-        if dirty or prune_before is not None:
+        if dirty or prune is not None:
             try:
-                await asyncio.to_thread(self.write, dirty, prune_before)
+                await asyncio.to_thread(self.write, dirty, prune)
             except BaseException:
                 store.mark_dirty(dirty)
                 raise

@@ -1,25 +1,32 @@
-"""Claude Code log events (OTLP log records) to plain `Event`s and the counters they feed.
+"""Claude Code log events (OTLP log records) to plain `Event`s, each counted once.
 
-Attribute types vary by event and CLI version (`duration_ms` is an int on
-`api_request` but a string on `tool_result`; before 2.1.122 everything was a
-string), so every number and flag is read leniently. Cost and tokens are NOT
-counted from events: the metrics carry the same numbers, and adding both would
-double them. Events feed per-request, per-tool and per-prompt views only.
+Every event becomes one observation of `claude_code_events_total` whose input key is a digest of the
+log record itself (with its resource and the sender's token identity): a client retry sends the same
+record and is refused as a duplicate by the store's replay rule, while events of processes that share
+a session id or a clock that stepped back stay distinct. The `Event` rides along as the observation's
+origin, so the per-request, per-tool and per-prompt views derive from exactly the events applied.
+
+Attribute types vary by event and CLI version (`duration_ms` is an int on `api_request` but a string
+on `tool_result`; before 2.1.122 everything was a string), so every number and flag is read leniently.
+Cost and tokens are NOT counted from events: the metrics carry the same numbers, and adding both
+would double them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from otlp_bridge.families import EVENTS
+from otlp_bridge.series import Labels, Observation, Temporality, with_labels
 from otlp_bridge.translate.attributes import plain
-from otlp_bridge.translate.metrics import Labels, resource_identity
-from otlp_bridge.translate.naming import label_name
+from otlp_bridge.translate.metrics import LabelPolicy, resource_identity
 
 EVENT_PREFIX = "claude_code."
 # Who did it: copied onto event series so per-user and per-team views work as with the metrics.
@@ -77,11 +84,9 @@ def as_label(value: Any) -> str:
 class Event:
     name: str  # without the `claude_code.` prefix: api_request, tool_result, …
     attributes: dict[str, Any]
-    time_ns: int
-    sequence: int | None
     session: str  # session.id, or '' when the CLI was told not to send it
     who: Labels  # job, identity and "who" attributes as labels
-    extra: dict[str, Any] = field(default_factory=dict)
+    max_label_length: int = 1024
 
     def get(self, key: str) -> Any:
         return self.attributes.get(key)
@@ -89,15 +94,24 @@ class Event:
     def number(self, key: str) -> float | None:
         return as_float(self.attributes.get(key))
 
+    def label(self, key: str) -> str:
+        """An attribute as a label value, cut to the label policy's length."""
+        return as_label(self.attributes.get(key))[:self.max_label_length]
 
-def read_events(request: ExportLogsServiceRequest, stamped: Labels = (),
-                drop: frozenset[str] = frozenset()) -> Iterator[Event]:
-    """Every Claude Code event in a logs export; other log records are skipped. Attribute keys in
-    `drop` never become "who" labels, as with the metrics."""
+
+def translate_events(request: ExportLogsServiceRequest, policy: LabelPolicy, stamped: Labels = ()) -> list[Observation]:
+    """One `claude_code_events_total` observation per Claude Code event; other log records are skipped.
+    "Who" labels follow the metrics' label policy (drop list, names, lengths)."""
+    return list(_observations(request, policy, stamped))
+
+
+def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stamped: Labels) -> Iterator[Observation]:
+    stamp = repr(stamped).encode()
     for resource_logs in request.resource_logs:
         resource, identity = resource_identity(resource_logs.resource)
-        resource_who = {k: v for k, v in resource.items() if k not in _STANDARD_RESOURCE and k not in drop}
-        base = {**dict(identity), **{label_name(k): v for k, v in resource_who.items()}}
+        identity = tuple(sorted({**dict(identity), **dict(stamped)}.items()))  # a token's identity wins
+        resource_who = [(k, v) for k, v in resource.items() if k not in _STANDARD_RESOURCE]
+        resource_bytes = resource_logs.resource.SerializeToString(deterministic=True)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 attributes = {kv.key: plain(kv.value) for kv in record.attributes}
@@ -107,19 +121,16 @@ def read_events(request: ExportLogsServiceRequest, stamped: Labels = (),
                     name = body[len(EVENT_PREFIX):]
                 if not name or not (body.startswith(EVENT_PREFIX) or "session.id" in attributes):
                     continue
-                who = dict(base)
-                for key in WHO:
-                    if key not in drop and attributes.get(key) not in (None, ""):
-                        who[label_name(key)] = as_label(attributes[key])
-                who.update(dict(stamped))  # a token's identity wins over what the client says
-                sequence = as_float(attributes.get("event.sequence"))
-                yield Event(
-                    name=str(name), attributes=attributes,
-                    time_ns=record.time_unix_nano or record.observed_time_unix_nano,
-                    sequence=int(sequence) if sequence is not None else None,
-                    session=str(attributes.get("session.id") or ""),
-                    who=tuple(sorted(who.items())),
-                )
+                who_pairs = resource_who + [(key, as_label(attributes[key])) for key in WHO
+                                            if attributes.get(key) not in (None, "")]
+                event = Event(str(name), attributes, str(attributes.get("session.id") or ""),
+                              policy.output_labels(tuple(sorted(who_pairs)), identity), policy.max_value_length)
+                digest = hashlib.blake2b(stamp, digest_size=16)
+                digest.update(resource_bytes)
+                digest.update(record.SerializeToString(deterministic=True))
+                time_ns = record.time_unix_nano or record.observed_time_unix_nano
+                labels = with_labels(event.who, event=event.name[:policy.max_value_length])
+                yield Observation(EVENTS, digest.digest(), labels, Temporality.DELTA, time_ns, time_ns, 1.0, origin=event)
 
 
 # --- the user_prompt workflow classifier ----------------------------------------------------------

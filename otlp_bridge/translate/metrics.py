@@ -8,11 +8,9 @@ increases are added into). Knows nothing of sockets or storage.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
 from functools import lru_cache
 from itertools import pairwise
 
@@ -25,52 +23,12 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from otlp_bridge import families
+from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Labels, Observation, Temporality, input_key
 from otlp_bridge.translate.attributes import string_map
 from otlp_bridge.translate.naming import label_name, metric_name
 
-Labels = tuple[tuple[str, str], ...]
-
-TARGET_INFO = "target_info"
 _IDENTITY_ATTRIBUTES = frozenset({"service.name", "service.namespace", "service.instance.id"})
-
-
-class Kind(StrEnum):
-    COUNTER = "counter"
-    GAUGE = "gauge"
-    HISTOGRAM = "histogram"
-
-
-class Temporality(Enum):
-    DELTA = "delta"
-    CUMULATIVE = "cumulative"
-    LAST_VALUE = "last_value"
-
-
-@dataclass(frozen=True, slots=True)
-class FamilyMeta:
-    name: str  # full Prometheus name; counters end in `_total`
-    kind: Kind
-    help: str
-    monotonic: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramValue:
-    bounds: tuple[float, ...]
-    counts: tuple[int, ...]  # per bucket, len(bounds) + 1
-    count: int
-    sum: float
-
-
-@dataclass(slots=True)
-class Observation:
-    family: FamilyMeta
-    input_key: bytes | tuple[object, ...]
-    labels: Labels
-    temporality: Temporality
-    start: int
-    time: int
-    value: float | HistogramValue
 
 
 @dataclass(slots=True)
@@ -87,8 +45,8 @@ class Translation:
 
 @dataclass(frozen=True, slots=True)
 class LabelPolicy:
-    """Which attribute keys never become labels (matched before and after sanitising),
-    and how long a label value may be."""
+    """Which attribute keys never become labels (matched before and after sanitising), and how long
+    a label value may be: the one rule for every label made from what a client sent."""
 
     drop: frozenset[str] = frozenset()
     max_value_length: int = 1024
@@ -105,14 +63,15 @@ def _output_labels(policy: LabelPolicy, attributes: Labels, identity: Labels) ->
         if key in policy.drop:
             continue
         name = label_name(key)
-        if name in policy.drop:
+        if not name or name in policy.drop:  # '' is the naming rule's "no valid label for this key"
             continue
         merged.setdefault(name, []).append(value)
     # Identity labels (job, instance) come from the resource and win over point attributes.
     for name, value in identity:
         merged[name] = [value]
     # Two keys that sanitise alike (`a.b`, `a_b`) are joined, as the Collector does.
-    return tuple(sorted((name, ";".join(values)) for name, values in merged.items() if values != [""]))
+    cap = policy.max_value_length
+    return tuple(sorted((name, ";".join(values)[:cap]) for name, values in merged.items() if values != [""]))
 
 
 def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
@@ -129,15 +88,6 @@ def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
     return attributes, tuple(identity)
 
 
-_TARGET_INFO_META = FamilyMeta(TARGET_INFO, Kind.GAUGE, "Target metadata")
-
-
-def input_key(*parts: object) -> bytes:
-    """The identity of an input series as a 16-byte digest: what temporality and replay state are
-    kept under, in memory and on disk, for a fraction of the size of the labels themselves."""
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
-
-
 def translate_metrics(
     request: ExportMetricsServiceRequest, policy: LabelPolicy, stamped: Labels = (),
 ) -> Translation:
@@ -152,12 +102,11 @@ def translate_metrics(
         resource_key = (*sorted(attributes.items()), *stamped)
         # The identity (job, instance, a token's stamped labels) wins over a resource attribute of the
         # same name: a label must appear once, and a client may not override what its token says.
-        info_labels = tuple(sorted({
-            **{label_name(k): v for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES}, **dict(identity),
-        }.items()))
+        info_labels = policy.output_labels(
+            tuple(sorted((k, v) for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES)), identity)
         if info_labels:
             out.targets.append(Observation(
-                _TARGET_INFO_META, input_key(TARGET_INFO, resource_key), info_labels,
+                families.TARGET_INFO, input_key(families.TARGET_INFO.name, resource_key), info_labels,
                 Temporality.LAST_VALUE, 0, 0, 1.0,
             ))
         for scope_metrics in resource_metrics.scope_metrics:
@@ -178,29 +127,33 @@ def _translate_metric(
     data = getattr(metric, kind)
     if temporality is None:
         temporality = _temporality(data)
-    if not family.name or temporality is None:
-        out.reject("invalid_name" if not family.name else "unspecified_temporality", len(data.data_points))
+    refusal = "invalid_name" if not family.name else families.refusal(family)
+    if refusal or temporality is None:
+        out.reject(refusal or "unspecified_temporality", len(data.data_points))
         return
+    # A monotonic cumulative stream is (series, start time), as the Collector keys it: processes that
+    # share every attribute (session id off) but started apart must not look like each other's resets.
+    by_start = temporality is Temporality.CUMULATIVE and family.monotonic
     for point in data.data_points:
-        if point.flags & DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK:
-            continue  # a staleness marker: nothing to add, nothing wrong
-        value = value_of(point)
-        if value is None:
-            out.reject("invalid_value")
-            continue
+        value: object = None
+        if not point.flags & DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK:
+            value = value_of(point)
+            if value is None:
+                out.reject("invalid_value")
+                continue
+        elif temporality is not Temporality.LAST_VALUE:
+            continue  # a staleness marker on a sum or histogram: nothing to add, nothing wrong
         attributes = tuple(sorted(string_map(point.attributes).items()))
-        labels_from = attributes
         if any(len(v) > policy.max_value_length for _, v in attributes):
             out.truncated += 1
-            labels_from = tuple((k, v[:policy.max_value_length]) for k, v in attributes)
         out.observations.append(Observation(
             family,
-            input_key(family.name, resource_key, attributes),
-            policy.output_labels(labels_from, identity),
+            input_key(family.name, resource_key, attributes, point.start_time_unix_nano if by_start else None),
+            policy.output_labels(attributes, identity),
             temporality,
             point.start_time_unix_nano,
             point.time_unix_nano,
-            value,
+            value,  # type: ignore[arg-type]
         ))
 
 

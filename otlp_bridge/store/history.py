@@ -1,0 +1,125 @@
+"""Increases per output series per hour: what budgets, burn rates and forecasts are queries over.
+
+Kept for the families worth asking "how much in this period" (cost and tokens), so a budget added,
+renamed or edited later is exact for everything the bridge holds. Hours are counted in the
+configured timezone (a local hour index: local seconds since the epoch // 3600), so every local
+midnight is a bucket boundary even where the UTC offset is not whole hours; a local hour that
+happens twice when the clocks go back shares one bucket.
+
+Bounded: buckets older than `retention_hours` are pruned, and past `max_buckets` the oldest go first.
+Written only by the store, as it applies increases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime, tzinfo
+
+from otlp_bridge.series import Labels
+
+Key = tuple[str, Labels]  # family, labels
+
+
+def local_hour(seconds: float, tz: tzinfo) -> int:
+    """The local hour index of a Unix time."""
+    moment = datetime.fromtimestamp(seconds, tz)
+    offset = moment.utcoffset()
+    return int((seconds + (offset.total_seconds() if offset else 0.0)) // 3600)
+
+
+class History:
+    def __init__(self, families: Iterable[str], tz: tzinfo, *, retention_hours: int = 24 * 62,
+                 max_buckets: int = 1_000_000) -> None:
+        self.families = frozenset(families)
+        self.tz = tz
+        self.retention_hours = retention_hours
+        self.max_buckets = max_buckets
+        self.buckets: dict[Key, dict[int, float]] = {}
+        self.size = 0
+        self.evicted = 0  # buckets let go early because the table was full
+        self.dirty: set[tuple[Key, int]] = set()
+
+    def add(self, family: str, labels: Labels, seconds: float, increase: float) -> None:
+        """File an increase under its hour. Never refuses (the total it belongs to is already
+        counted): past the cap the oldest tenth of the buckets is let go, and counted."""
+        hour = local_hour(seconds, self.tz)
+        key = (family, labels)
+        per_hour = self.buckets.get(key)
+        if per_hour is None:
+            per_hour = self.buckets[key] = {}
+        if hour not in per_hour:
+            per_hour[hour] = 0.0
+            self.size += 1
+        per_hour[hour] += increase
+        self.dirty.add((key, hour))
+        if self.size > self.max_buckets:
+            self.evicted += len(self._drop(self._oldest(self.size - self.max_buckets * 9 // 10)))
+
+    def restore(self, family: str, labels: Labels, hour: int, value: float) -> None:
+        per_hour = self.buckets.setdefault((family, labels), {})
+        if hour not in per_hour:
+            self.size += 1
+        per_hour[hour] = value
+
+    def total(self, family: str, start: float, end: float, match: Mapping[str, str] | None = None) -> float:
+        """Sum of a family's increases filed in [start, end) (Unix seconds; hour resolution), over the
+        series whose labels include every `match` pair."""
+        first, last = local_hour(start, self.tz), local_hour(end, self.tz)
+        parts: list[float] = []
+        for (name, labels), per_hour in self.buckets.items():
+            if name != family or (match and not _matches(labels, match)):
+                continue
+            parts.extend(v for hour, v in per_hour.items() if first <= hour < last)
+        return math.fsum(parts)
+
+    def by_hour(self, family: str, start: float, end: float,
+                match: Mapping[str, str] | None = None) -> dict[int, float]:
+        """Per local hour index, the family's increases in [start, end)."""
+        first, last = local_hour(start, self.tz), local_hour(end, self.tz)
+        out: dict[int, float] = {}
+        for (name, labels), per_hour in self.buckets.items():
+            if name != family or (match and not _matches(labels, match)):
+                continue
+            for hour, value in per_hour.items():
+                if first <= hour < last:
+                    out[hour] = out.get(hour, 0.0) + value
+        return out
+
+    def series(self, family: str) -> Iterable[tuple[Labels, dict[int, float]]]:
+        return ((labels, per_hour) for (name, labels), per_hour in self.buckets.items() if name == family)
+
+    def prune(self, now: float) -> list[tuple[Key, int]]:
+        """Drop buckets past retention; returns what went (persistence deletes it too)."""
+        oldest = local_hour(now, self.tz) - self.retention_hours
+        return self._drop([(key, hour) for key, per_hour in self.buckets.items() for hour in per_hour
+                           if hour < oldest])
+
+    def _oldest(self, count: int) -> list[tuple[Key, int]]:
+        everything = sorted((hour, key) for key, per_hour in self.buckets.items() for hour in per_hour)
+        return [(key, hour) for hour, key in everything[:count]]
+
+    def _drop(self, gone: list[tuple[Key, int]]) -> list[tuple[Key, int]]:
+        for key, hour in gone:
+            per_hour = self.buckets[key]
+            del per_hour[hour]
+            if not per_hour:
+                del self.buckets[key]
+            self.dirty.add((key, hour))  # dirty and absent: deleted on disk too
+        self.size -= len(gone)
+        return gone
+
+    def take_dirty(self) -> list[tuple[str, Labels, int, float | None]]:
+        """Changed buckets with their values (None: the bucket is gone)."""
+        out = [(family, labels, hour, self.buckets.get((family, labels), {}).get(hour))
+               for (family, labels), hour in self.dirty]
+        self.dirty.clear()
+        return out
+
+    def mark_dirty(self, rows: Iterable[tuple[str, Labels, int, float | None]]) -> None:
+        self.dirty.update(((family, labels), hour) for family, labels, hour, _ in rows)
+
+
+def _matches(labels: Labels, match: Mapping[str, str]) -> bool:
+    present = dict(labels)
+    return all(present.get(k) == v for k, v in match.items())
