@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from otlp_bridge.store.accumulator import Store
+import math
+
+import pytest
+
 from otlp_bridge.series import (
     FamilyMeta,
     HistogramValue,
     Kind,
     Observation,
     Temporality,
+    input_key,
 )
+from otlp_bridge.store.accumulator import Store
 
 COUNTER = FamilyMeta("c_total", Kind.COUNTER, "")
 UPDOWN = FamilyMeta("u", Kind.GAUGE, "", monotonic=False)
@@ -20,7 +25,7 @@ D, C, L = Temporality.DELTA, Temporality.CUMULATIVE, Temporality.LAST_VALUE
 
 def obs(meta: FamilyMeta, temporality: Temporality, start: int, time: int, value: float | HistogramValue,
         session: str = "s1", labels: tuple[tuple[str, str], ...] = ()) -> Observation:
-    return Observation(meta, (meta.name, (), (("session.id", session), *labels)), labels, temporality,
+    return Observation(meta, input_key(meta.name, (), (("session.id", session), *labels)), labels, temporality,
                        start, time, value)
 
 
@@ -125,7 +130,7 @@ def test_kind_conflict_is_rejected_not_mixed() -> None:
     store = Store()
     store.apply([obs(COUNTER, D, 0, 10, 1)])
     result = store.apply([obs(FamilyMeta("c_total", Kind.GAUGE, ""), L, 0, 10, 1)])
-    assert result.rejected["type_conflict"] == 1
+    assert result.rejected["name_collision"] == 1
 
 
 def test_decimal_deltas_sum_to_the_correctly_rounded_total() -> None:
@@ -170,3 +175,47 @@ def test_version_moves_only_on_change() -> None:
     version = store.version
     store.apply([obs(COUNTER, D, 0, 10, 1)])
     assert store.version == version
+
+
+def test_an_addition_that_would_overflow_is_refused_and_the_total_stays_finite() -> None:
+    store = Store()
+    result = store.apply([obs(COUNTER, D, 0, 10, 1e308), obs(COUNTER, D, 10, 20, 1e308)])
+    assert result.rejected == {"overflow": 1}
+    assert value(store, COUNTER) == 1e308
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_non_finite_values_are_refused_everywhere(bad: float) -> None:
+    store = Store()
+    result = store.apply([obs(COUNTER, D, 0, 10, bad), obs(GAUGE, L, 0, 10, bad), obs(UPDOWN, C, 0, 10, bad)])
+    assert result.rejected == {"non_finite": 3}
+    assert store.series_count == 0
+
+
+def test_a_staleness_marker_removes_a_gauge_series() -> None:
+    store = Store()
+    store.apply([obs(GAUGE, L, 0, 10, 3.0)])
+    version = store.version
+    store.apply([obs(GAUGE, L, 0, 20, None)])  # type: ignore[arg-type]
+    assert store.series_count == 0
+    assert store.version == version + 1
+
+
+def test_the_version_moves_only_on_a_change_a_scrape_would_show() -> None:
+    store = Store()
+    store.apply([obs(COUNTER, D, 0, 10, 1.0), obs(GAUGE, L, 0, 10, 2.0)])
+    version = store.version
+    assert store.apply([obs(COUNTER, D, 0, 10, 1.0)]).duplicates == 1  # a replay
+    store.apply([obs(GAUGE, L, 0, 20, 2.0)])  # the same value again (target_info every export)
+    store.apply([obs(COUNTER, C, 5, 30, 0.0, session="s2")])  # another stream adding nothing yet
+    assert store.version == version
+    store.apply([obs(COUNTER, C, 5, 40, 2.0, session="s2")])
+    assert store.version == version + 1
+
+
+def test_points_ahead_of_the_clock_are_counted_and_filed_now() -> None:
+    store = Store(clock=lambda: 1000.0)
+    result = store.apply([obs(COUNTER, D, 0, 5000 * 10**9, 1.0), obs(COUNTER, D, 0, 1000 * 10**9 + 5, 1.0)])
+    assert result.future == 1  # five nanoseconds of skew is not worth counting
+    assert [a.time_ns for a in result.applied] == [1000 * 10**9, 1000 * 10**9]
+    assert store.apply([obs(COUNTER, D, 0, 5000 * 10**9, 1.0)]).duplicates == 1  # a retry is still a replay

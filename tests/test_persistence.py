@@ -74,12 +74,12 @@ def test_corrupt_state_file_refuses_to_start(tmp_path: Path) -> None:
     (state_dir / DB_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateError, match="--fresh-state"):
         _start(tmp_path)
-    # the CLI says so and exits 1; --fresh-state moves the file aside and starts
+    # the CLI says so and exits 2 (every start-up failure does); --fresh-state moves the file aside and starts
     env_args = [sys.executable, "-m", "otlp_bridge", "serve"]
     config = tmp_path / "c.toml"
     config.write_text(f'[server]\ngrpc_port = 0\nhttp_port = 0\nmetrics_port = 0\n[state]\ndir = "{state_dir}"\n')
     result = subprocess.run([*env_args, "--config", str(config)], capture_output=True, timeout=30, check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert b"unusable" in result.stderr
     assert b"Traceback" not in result.stderr
     process = subprocess.Popen([*env_args, "--config", str(config), "--fresh-state"],

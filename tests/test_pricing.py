@@ -29,7 +29,7 @@ def test_lookup_prefers_the_longest_known_name_and_refuses_to_guess() -> None:
     table = PriceTable()
     assert table.price("claude-opus-4-1-20250805") == table.prices["claude-opus-4-1"]
     assert table.price("claude-opus-4-20250514") == table.prices["claude-opus-4"]
-    assert table.price("gpt-5") is None
+    assert table.price("gpt-0-unreleased") is None
     assert table.price("claude-unknown-9") is None
 
 

@@ -40,6 +40,7 @@ from otlp_bridge.series import (
     Applied,
     FamilyMeta,
     HistogramValue,
+    Kind,
     Labels,
     Observation,
     Temporality,
@@ -113,6 +114,14 @@ class InputState:
         if obs.temporality is Temporality.DELTA:
             return (obs.start, obs.time) in self.windows
         return obs.start == self.start and obs.time <= self.time
+
+
+class NameGuard(Protocol):
+    """Which family names may coexist in one exposition (the naming rules' bookkeeping)."""
+
+    def refusal(self, name: str, kind: Kind) -> str | None: ...
+
+    def add(self, name: str, kind: Kind) -> None: ...
 
 
 class Backing(Protocol):
@@ -201,14 +210,15 @@ class Uptime:
 class Store:
     """Output series, the per-input state that makes their totals exact, and their hourly history."""
 
-    def __init__(self, limits: Limits | None = None, backing: Backing | None = None,
+    def __init__(self, limits: Limits | None = None, backing: Backing | None = None, *,
                  clock: Callable[[], float] = time.time, history: History | None = None,
-                 uptime: Uptime | None = None) -> None:
+                 uptime: Uptime | None = None, names: NameGuard | None = None) -> None:
         self.limits = limits or Limits()
         self.backing = backing
         self.clock = clock
         self.uptime = uptime or Uptime()
         self.history = history
+        self.names = names
         self.families: dict[str, Family] = {}
         self._inputs: dict[bytes, InputState] = {}
         self._series_count = 0
@@ -271,6 +281,8 @@ class Store:
     def restore(self, meta: FamilyMeta, series: dict[Labels, Series]) -> None:
         """Put back what durable state holds (at start-up); nothing becomes dirty."""
         family = self.families.setdefault(meta.name, Family(meta))
+        if self.names is not None:
+            self.names.add(meta.name, meta.kind)
         for labels, one in series.items():
             if labels not in family.series:
                 self._series_count += 1
@@ -338,6 +350,10 @@ class Store:
     def _family(self, meta: FamilyMeta) -> Family | None:
         family = self.families.get(meta.name)
         if family is None:
+            if self.names is not None:
+                if self.names.refusal(meta.name, meta.kind):
+                    return None
+                self.names.add(meta.name, meta.kind)
             family = self.families[meta.name] = Family(meta)
             self._dirty_families.add(meta.name)
         elif family.meta.kind is not meta.kind or family.meta.monotonic is not meta.monotonic:
@@ -369,7 +385,7 @@ class Store:
     def _apply_one(self, obs: Observation, applied: list[Applied], history_only: bool) -> str | None:
         family = self._family(obs.family)
         if family is None:
-            return "type_conflict"
+            return "name_collision"  # another kind holds the name, or one of its sample names
         previous = self._input(obs.input_key) if obs.input_key is not None else None
         if history_only and (obs.temporality is Temporality.LAST_VALUE or not self._has_history(family)):
             return "no_history"
@@ -412,8 +428,8 @@ class Store:
             increase = float(value)
         elif previous is None or not isinstance(previous.value, int | float):
             increase = float(value)
-        elif monotonic and value < previous.value:
-            increase = float(value)  # the counter restarted within its stream
+        elif monotonic and (obs.start != previous.start or value < previous.value):
+            increase = float(value)  # a new stream, or the counter restarted within its stream
         else:
             increase = value - previous.value
         if not history_only:

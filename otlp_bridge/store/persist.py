@@ -217,8 +217,8 @@ class SqliteState:
             if prune is not None:
                 db.execute("DELETE FROM inputs WHERE seen < ?", (prune.inputs_seen_before,))
                 # By count as well as age: the newest `max_inputs` stay (a live stream is always among them).
-                db.execute("DELETE FROM inputs WHERE seen < (SELECT seen FROM inputs ORDER BY seen DESC "
-                           "LIMIT 1 OFFSET ?)", (prune.max_inputs,))
+                db.execute("DELETE FROM inputs WHERE key IN (SELECT key FROM inputs ORDER BY seen DESC "
+                           "LIMIT -1 OFFSET ?)", (prune.max_inputs,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
