@@ -18,6 +18,8 @@ class ErrorKind(enum.Enum):
     BAD_ENCODING = "bad_encoding"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     TOO_LARGE = "too_large"
+    TOO_MANY_ITEMS = "too_many_items"
+    TIMEOUT = "timeout"
     UNAUTHENTICATED = "unauthenticated"
     OVERLOADED = "overloaded"
     UNAVAILABLE = "unavailable"
@@ -37,6 +39,13 @@ ANSWERS: dict[ErrorKind, Answer] = {
     ErrorKind.BAD_ENCODING: Answer(grpc.StatusCode.INVALID_ARGUMENT, 400, False),
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: Answer(grpc.StatusCode.INVALID_ARGUMENT, 415, False),
     ErrorKind.TOO_LARGE: Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, False),
+    # More points/records than one request may carry: the whole request is refused (never cut),
+    # with a status no OTLP exporter retries, so the sender sees it instead of looping.
+    ErrorKind.TOO_MANY_ITEMS: Answer(grpc.StatusCode.INVALID_ARGUMENT, 413, False),
+    # A body that did not arrive within the read timeout. OTLP/HTTP exporters do not retry 408
+    # (gRPC ones do retry DEADLINE_EXCEEDED); a sender this slow has passed its own export
+    # timeout (10 s by default) anyway, so no Retry-After is promised.
+    ErrorKind.TIMEOUT: Answer(grpc.StatusCode.DEADLINE_EXCEEDED, 408, False),
     ErrorKind.UNAUTHENTICATED: Answer(grpc.StatusCode.UNAUTHENTICATED, 401, False),
     # Retryable ones carry Retry-After on HTTP; Claude Code retries 429/503 and UNAVAILABLE.
     ErrorKind.OVERLOADED: Answer(grpc.StatusCode.UNAVAILABLE, 503, True),

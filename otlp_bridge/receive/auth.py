@@ -12,7 +12,7 @@ import urllib.parse
 
 from otlp_bridge.config import TokenSettings
 from otlp_bridge.errors import ErrorKind, ExportError
-from otlp_bridge.translate.metrics import Labels
+from otlp_bridge.series import Labels
 from otlp_bridge.translate.naming import label_name
 
 
