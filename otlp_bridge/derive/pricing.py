@@ -44,6 +44,40 @@ DEFAULT_PRICES: dict[str, Price] = {
     "claude-3-haiku": _p(0.25, 1.25, 0.30, 0.50, 0.03),
 }
 
+
+def _no_write_premium(input_: float, output: float, cache_read: float) -> Price:
+    """OpenAI and Gemini charge nothing extra to fill the prompt cache: a cache write costs input."""
+    return Price(input_, output, input_, input_, cache_read)
+
+
+# Standard tier, prompts up to 200k tokens (the metrics cannot tell a request's size); reasoning and
+# thinking tokens are billed as output. Read 2026-11-23.
+DEFAULT_PRICES.update({
+    # OpenAI: developers.openai.com/api/docs/pricing and the model pages (gpt-5-codex: 1.25/0.125/10);
+    # cached input is a tenth of input on the GPT-5 family.
+    "gpt-5.5": _no_write_premium(5.0, 30.0, 0.50),
+    "gpt-5.4": _no_write_premium(2.50, 15.0, 0.25),
+    "gpt-5.4-mini": _no_write_premium(0.75, 4.50, 0.075),
+    "gpt-5.4-nano": _no_write_premium(0.20, 1.25, 0.02),
+    "gpt-5.3-codex": _no_write_premium(1.75, 14.0, 0.175),
+    "gpt-5.2": _no_write_premium(1.75, 14.0, 0.175),
+    "gpt-5.2-codex": _no_write_premium(1.75, 14.0, 0.175),
+    "gpt-5.1": _no_write_premium(1.25, 10.0, 0.125),
+    "gpt-5.1-codex": _no_write_premium(1.25, 10.0, 0.125),
+    "gpt-5-codex": _no_write_premium(1.25, 10.0, 0.125),
+    "gpt-5": _no_write_premium(1.25, 10.0, 0.125),
+    # Google: ai.google.dev/gemini-api/docs/pricing (as transcribed 2026-10-07); cached tokens at a
+    # 90% discount on input, cache creation at the input price (docs.cloud.google.com context-cache
+    # overview). Gemini 3.8 Flash's price doubles on 2027-01-01 (1.50/7.50): override it then.
+    "gemini-3.8-flash": _no_write_premium(0.75, 3.75, 0.075),
+    "gemini-3.5-flash": _no_write_premium(1.50, 9.0, 0.15),
+    "gemini-3.5-flash-lite": _no_write_premium(0.30, 2.50, 0.03),
+    "gemini-3.1-pro-preview": _no_write_premium(2.0, 12.0, 0.20),
+    "gemini-2.5-pro": _no_write_premium(1.25, 10.0, 0.125),
+    "gemini-2.5-flash": _no_write_premium(0.30, 2.50, 0.03),
+    "gemini-2.5-flash-lite": _no_write_premium(0.10, 0.40, 0.01),
+})
+
 # Bedrock ("us.anthropic.claude-…-v1:0"), Vertex ("claude-…@20250805"), context suffixes ("[1m]"),
 # release dates ("-20250929") and "-latest" all name the same priced model.
 _PREFIX = re.compile(r"^(?:(?:us|eu|apac|global)\.)?(?:anthropic[./])?")
@@ -73,3 +107,13 @@ class PriceTable:
             if name.startswith(known + "-"):
                 return self.prices[known]
         return None
+
+
+_DATED_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # OpenAI's "gpt-5-codex-2025-09-15"
+
+
+def listed_price(table: PriceTable, model: str) -> Price | None:
+    """The price listed for exactly this model (or a dated snapshot of it), never for a longer name
+    that merely starts like a listed one: `gpt-5.1-codex-mini` and `gemini-2.5-flash-lite` are other,
+    cheaper models than `gpt-5.1-codex` and `gemini-2.5-flash`, and an unlisted one stays unpriced."""
+    return table.prices.get(_DATED_SNAPSHOT.sub("", normalise(model)))

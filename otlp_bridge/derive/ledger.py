@@ -1,0 +1,153 @@
+"""One ledger for every coding agent: tokens, cost, requests, tool calls and sessions with one meaning.
+
+A derive step: from the increases the store applied to each agent's own series (`translate/agents.py`
+says which, and what they mean), the increases of the ledger series, applied through the same store.
+
+| series                                                      | meaning                                       |
+|-------------------------------------------------------------|-----------------------------------------------|
+| coding_agent_tokens_total{agent,model,type}                 | type: input (uncached), cache_read,           |
+|                                                             | cache_write, output (without reasoning),      |
+|                                                             | reasoning                                     |
+| coding_agent_cost_usd_total{agent,model,source}             | source="reported" (Claude Code's cost.usage)  |
+|                                                             | or "priced" (tokens × the price table)        |
+| coding_agent_unpriced_tokens_total{agent,model}             | tokens of models the table has no price for   |
+| coding_agent_requests_total{agent,model}                    | successful model API requests                 |
+| coding_agent_tool_calls_total{agent,tool,success}           | tool calls finished                           |
+| coding_agent_sessions_total{agent}                          | sessions (Codex: threads) started             |
+
+Every other label of the agent's series rides along (user, team, device, job, …), so a budget that
+matches a label of the raw series matches the ledger too, and adding `agent` narrows it.
+Priced cost = (input × input + cache_read × cache read + cache_write × cache write
++ (output + reasoning) × output) / 1e6, per model, at the price listed for exactly that model.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from otlp_bridge.derive.pricing import Price, PriceTable, listed_price
+from otlp_bridge.derive.query import totals_by
+from otlp_bridge.series import Applied, FamilyMeta, Kind, Labels, Observation, Temporality, with_labels
+from otlp_bridge.store.accumulator import Store
+from otlp_bridge.translate.agents import REPORTS_COST, SOURCES, TOKEN_TYPES, Measure, Source
+
+TOKENS = FamilyMeta("coding_agent_tokens_total", Kind.COUNTER,
+                    "Tokens of every coding agent by type: input (uncached), cache_read, cache_write, "
+                    "output (without reasoning), reasoning.")
+COST = FamilyMeta("coding_agent_cost_usd_total", Kind.COUNTER,
+                  "Cost of every coding agent in USD: as the agent reported it, or priced from its tokens.")
+UNPRICED = FamilyMeta("coding_agent_unpriced_tokens_total", Kind.COUNTER,
+                      "Tokens of models with no listed price (not in the cost; set one under [pricing]).")
+REQUESTS = FamilyMeta("coding_agent_requests_total", Kind.COUNTER, "Successful model API requests per agent.")
+TOOL_CALLS = FamilyMeta("coding_agent_tool_calls_total", Kind.COUNTER, "Tool calls finished per agent.")
+SESSIONS = FamilyMeta("coding_agent_sessions_total", Kind.COUNTER, "Sessions started per agent (Codex: threads).")
+FAMILIES = (TOKENS, COST, UNPRICED, REQUESTS, TOOL_CALLS, SESSIONS)
+_FAMILY = {Measure.TOKENS: TOKENS, Measure.COST: COST, Measure.REQUESTS: REQUESTS,
+           Measure.TOOL_CALLS: TOOL_CALLS, Measure.SESSIONS: SESSIONS}
+
+
+def _base_labels(source: Source, labels: Labels) -> Labels:
+    """The raw labels without the one that says what a point counts, renamed, with the agent."""
+    kept = {source.rename.get(k, k): v for k, v in labels if k != source.key}
+    return with_labels(tuple(kept.items()), agent=source.agent.value)
+
+
+def priced_cost(tokens: Mapping[str, float], price: Price) -> float:
+    """USD of ledger tokens by type at `price`."""
+    return (tokens.get("input", 0.0) * price.input + tokens.get("cache_read", 0.0) * price.cache_read
+            + tokens.get("cache_write", 0.0) * price.cache_write_5m
+            + (tokens.get("output", 0.0) + tokens.get("reasoning", 0.0)) * price.output) / 1e6
+
+
+class _Increases:
+    """Increases of ledger series within one batch, netted per series (an agent's cached tokens are
+    subtracted from its input of the same export), each filed at the newest point time it came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[FamilyMeta, Labels], list[float]] = {}
+
+    def add(self, family: FamilyMeta, labels: Labels, increase: float, time_ns: int) -> None:
+        entry = self.values.setdefault((family, labels), [0.0, 0])
+        entry[0] += increase
+        entry[1] = max(entry[1], time_ns)
+
+    def observations(self) -> list[Observation]:
+        return [Observation(family, None, labels, Temporality.DELTA, int(time_ns), int(time_ns), value)
+                for (family, labels), (value, time_ns) in self.values.items() if value]
+
+
+class Ledger:
+    """The derive step (`derive(applied, now)`); the price table is its only configuration."""
+
+    def __init__(self, prices: PriceTable) -> None:
+        self.prices = prices
+
+    def derive(self, applied: list[Applied], _now: float) -> list[Observation]:
+        out = _Increases()
+        to_price = _Increases()  # tokens by (base labels, type) of agents that report no cost
+        for one in applied:
+            source = SOURCES.get(one.family.name)
+            if source is None or not source.counts(dict(one.labels)):
+                continue
+            base = _base_labels(source, one.labels)
+            if source.measure is not Measure.TOKENS:
+                extra = {"source": "reported"} if source.measure is Measure.COST else {}
+                out.add(_FAMILY[source.measure], with_labels(base, **extra), one.increase, one.time_ns)
+                continue
+            for token_type, sign in source.parts.get(dict(one.labels).get(source.key, ""), ()):
+                out.add(TOKENS, with_labels(base, type=token_type), sign * one.increase, one.time_ns)
+                if source.agent not in REPORTS_COST:
+                    to_price.add(TOKENS, with_labels(base, type=token_type), sign * one.increase, one.time_ns)
+        self._price(to_price, out)
+        return out.observations()
+
+    def _price(self, tokens: _Increases, out: _Increases) -> None:
+        by_series: dict[Labels, dict[str, float]] = defaultdict(dict)
+        times: dict[Labels, int] = {}
+        for (_, labels), (value, time_ns) in tokens.values.items():
+            fields = dict(labels)
+            token_type = fields.pop("type")
+            base = tuple(fields.items())
+            by_series[base][token_type] = value
+            times[base] = max(times.get(base, 0), int(time_ns))
+        for base, by_type in by_series.items():
+            price = listed_price(self.prices, dict(base).get("model", ""))
+            if price is None:
+                out.add(UNPRICED, base, sum(by_type.values()), times[base])
+            else:
+                out.add(COST, with_labels(base, source="priced"), priced_cost(by_type, price), times[base])
+
+
+# --- read side: /summary ---------------------------------------------------------------------------
+def agents_summary(store: Store) -> dict[str, Any]:
+    """Per agent: tokens by type, cost (and where it came from), requests, tool calls, sessions, cost
+    per request, and the same per model; plus the models whose tokens could not be priced."""
+    tokens = totals_by(store, TOKENS.name, "agent", "model", "type")
+    costs = totals_by(store, COST.name, "agent", "model", "source")
+    unpriced = totals_by(store, UNPRICED.name, "agent", "model")
+    counts = {family.name: totals_by(store, family.name, "agent") for family in (REQUESTS, TOOL_CALLS, SESSIONS)}
+    names = sorted({key[0] for table in (tokens, costs, unpriced, *counts.values()) for key in table})
+    rows: list[dict[str, Any]] = []
+    for agent in names:
+        def of(table: dict[tuple[str, ...], float], *match: str, agent: str = agent) -> float:
+            return sum(v for key, v in table.items() if key[0] == agent and key[1:1 + len(match)] == match)
+
+        cost, requests = of(costs), counts[REQUESTS.name].get((agent,), 0.0)
+        models = sorted({key[1] for table in (tokens, costs) for key in table if key[0] == agent})
+        rows.append({
+            "agent": agent,
+            "cost_usd": cost,
+            "cost_sources": sorted({key[2] for key in costs if key[0] == agent}),
+            "tokens": {t: sum(v for (a, _, tt), v in tokens.items() if a == agent and tt == t) for t in TOKEN_TYPES},
+            "requests": requests,
+            "tool_calls": counts[TOOL_CALLS.name].get((agent,), 0.0),
+            "sessions": counts[SESSIONS.name].get((agent,), 0.0),
+            "cost_per_request_usd": cost / requests if requests else None,
+            "models": [{"model": m, "cost_usd": of(costs, m), "tokens": of(tokens, m)} for m in models],
+            "unpriced_models": sorted(m for (a, m) in unpriced if a == agent),
+        })
+    rows.sort(key=lambda row: float(row["cost_usd"]), reverse=True)
+    return {"agents": rows, "cost_usd": sum(float(row["cost_usd"]) for row in rows),
+            "tokens": {t: sum(float(row["tokens"][t]) for row in rows) for t in TOKEN_TYPES}}
