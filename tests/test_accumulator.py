@@ -14,7 +14,7 @@ from otlp_bridge.series import (
     Temporality,
     input_key,
 )
-from otlp_bridge.store.accumulator import Store
+from otlp_bridge.store.accumulator import Limits, Store
 
 COUNTER = FamilyMeta("c_total", Kind.COUNTER, "")
 UPDOWN = FamilyMeta("u", Kind.GAUGE, "", monotonic=False)
@@ -219,3 +219,11 @@ def test_points_ahead_of_the_clock_are_counted_and_filed_now() -> None:
     assert result.future == 1  # five nanoseconds of skew is not worth counting
     assert [a.time_ns for a in result.applied] == [1000 * 10**9, 1000 * 10**9]
     assert store.apply([obs(COUNTER, D, 0, 5000 * 10**9, 1.0)]).duplicates == 1  # a retry is still a replay
+
+
+def test_the_number_of_families_is_capped() -> None:
+    store = Store(Limits(max_families=2))
+    names = [FamilyMeta(f"f{i}_total", Kind.COUNTER, "") for i in range(4)]
+    result = store.apply([obs(meta, D, 0, 10, 1.0) for meta in names])
+    assert result.rejected == {"family_limit": 2}
+    assert sorted(store.families) == ["f0_total", "f1_total"]

@@ -8,6 +8,7 @@ giving each "process" its own start time and clock offset.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,5 +69,49 @@ def test_processes_sharing_every_attribute_add_up(tmp_path: Path, run: str) -> N
         assert scrape.total("claude_code_session_count_total") == PROCESSES
         assert scrape.total("claude_code_api_requests_total") == PROCESSES * requests_made
         assert not scrape.series("claude_code_token_usage_tokens_total")[0].get("session_id")
+    finally:
+        bridge.stop()
+
+
+def _forged(name: str, kind: str, value: float, unit: str = "") -> bytes:
+    point = {"asDouble": value, "timeUnixNano": str(int(NOW * 1e9) - 5), "startTimeUnixNano": "1"}
+    data = {"dataPoints": [point]}
+    if kind == "sum":
+        data.update(aggregationTemporality=1, isMonotonic=True)
+    elif kind == "histogram":
+        data = {"aggregationTemporality": 1, "dataPoints": [{**point, "count": "1", "sum": value,
+                                                              "bucketCounts": ["1"], "explicitBounds": []}]}
+        del data["dataPoints"][0]["asDouble"]
+    metric = {"name": name, "unit": unit, kind: data}
+    return json.dumps({"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"metrics": [metric]}]}]}).encode()
+
+
+def test_a_client_cannot_forge_or_squat_the_bridges_families(tmp_path: Path) -> None:
+    bridge = RunningBridge(settings_for_test(tmp_path), clock=lambda: NOW)
+    try:
+        forgeries = [
+            ("otlp_bridge.internal.spend.usd", "sum", 1e6, ""),  # forged budget spend
+            ("claude_code.last_seen_timestamp", "gauge", 1e300, "s"),  # a derived family's name
+            ("claude_code.api_requests", "sum", 5.0, ""),  # an event family's name
+            ("claude_code.cost.usage", "histogram", 9.0, "USD"),  # would take the real counter's names
+            ("claude_code.cost.usage.USD.total", "gauge", 9.0, ""),  # the counter's very name, as a gauge
+            ("target_info", "gauge", 2.0, ""),
+        ]
+        for name, kind, value, unit in forgeries:
+            status, body, _ = bridge.post("/v1/metrics", _forged(name, kind, value, unit),
+                                          {"Content-Type": "application/json"})
+            assert status == 200
+            assert json.loads(body)["partialSuccess"]["rejectedDataPoints"] == "1", name
+        for req in capture_requests(CLAUDE / "t1_http_protobuf_sayhi"):
+            assert bridge.post(req.http_path, req.decoded_body)[0] == 200
+        scrape = bridge.scrape()
+        assert scrape.total("claude_code_token_usage_tokens_total", type="input") == \
+            api_requests(CLAUDE / "t1_http_protobuf_sayhi") * USAGE_PER_REQUEST["input"]
+        assert scrape.total("claude_code_cost_usage_USD_total") > 0
+        assert not scrape.series("claude_code_last_seen_timestamp")
+        assert scrape.total("otlp_bridge_rejected_items_total", reason="reserved_name") == 5
+        assert scrape.total("otlp_bridge_rejected_items_total", reason="name_collision") == 1
+        summary = bridge.get_json("/summary")
+        assert summary["cost_usd"]["this_month"] == scrape.total("claude_code_cost_usage_USD_total")
     finally:
         bridge.stop()

@@ -174,6 +174,7 @@ class Dirty:
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_series: int = 1_000_000
+    max_families: int = 100_000
     series_ttl: float = 0.0  # seconds without an update before a series leaves memory; 0 keeps it
     input_ttl: float = 3600.0  # uptime seconds before a quiet input leaves memory (it stays on disk)
     max_inputs_in_memory: int = 200_000  # beyond this, the least recently seen clean inputs are evicted
@@ -347,17 +348,20 @@ class Store:
         return series_gone, len(doomed)
 
     # --- applying one observation -------------------------------------------------------------
-    def _family(self, meta: FamilyMeta) -> Family | None:
+    def _family(self, meta: FamilyMeta) -> Family | str:
+        """The family to write, or why there is none."""
         family = self.families.get(meta.name)
         if family is None:
+            if len(self.families) >= self.limits.max_families:
+                return "family_limit"
             if self.names is not None:
                 if self.names.refusal(meta.name, meta.kind):
-                    return None
+                    return "name_collision"
                 self.names.add(meta.name, meta.kind)
             family = self.families[meta.name] = Family(meta)
             self._dirty_families.add(meta.name)
         elif family.meta.kind is not meta.kind or family.meta.monotonic is not meta.monotonic:
-            return None
+            return "name_collision"  # another kind holds the name
         return family
 
     def _series(self, family: Family, labels: Labels, new: Callable[[], Series]) -> Series | None:
@@ -384,8 +388,8 @@ class Store:
 
     def _apply_one(self, obs: Observation, applied: list[Applied], history_only: bool) -> str | None:
         family = self._family(obs.family)
-        if family is None:
-            return "name_collision"  # another kind holds the name, or one of its sample names
+        if isinstance(family, str):
+            return family
         previous = self._input(obs.input_key) if obs.input_key is not None else None
         if history_only and (obs.temporality is Temporality.LAST_VALUE or not self._has_history(family)):
             return "no_history"

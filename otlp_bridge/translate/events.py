@@ -130,7 +130,8 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
                 digest.update(record.SerializeToString(deterministic=True))
                 time_ns = record.time_unix_nano or record.observed_time_unix_nano
                 labels = with_labels(event.who, event=event.name[:policy.max_value_length])
-                yield Observation(EVENTS, digest.digest(), labels, Temporality.DELTA, time_ns, time_ns, 1.0, origin=event)
+                yield Observation(EVENTS, digest.digest(), labels, Temporality.DELTA, time_ns, time_ns, 1.0,
+                                  origin=event)
 
 
 # --- the user_prompt workflow classifier ----------------------------------------------------------

@@ -26,7 +26,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from otlp_bridge import families
 from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Labels, Observation, Temporality, input_key
 from otlp_bridge.translate.attributes import string_map
-from otlp_bridge.translate.naming import label_name, metric_name
+from otlp_bridge.translate.naming import help_text, label_name, metric_name
 
 _IDENTITY_ATTRIBUTES = frozenset({"service.name", "service.namespace", "service.instance.id"})
 
@@ -196,7 +196,7 @@ def _histogram(point: object) -> HistogramValue | None:
 
 def _help(metric: Metric) -> str:
     # Prometheus lints a family without HELP; the OTLP name is the next best description.
-    return metric.description or f"OTLP metric {metric.name}"
+    return help_text(metric.description, f"OTLP metric {metric.name[:200]}")
 
 
 Handler = Callable[[Metric], tuple[FamilyMeta, Temporality | None, Callable[[object], object]]]
