@@ -99,7 +99,7 @@ def test_is_label_name(name: str, valid: bool) -> None:
 
 def test_help_text_is_capped_and_has_no_line_ends() -> None:
     assert help_text("", "OTLP metric x") == "OTLP metric x"
-    assert help_text('a "quoted" \\ help', "-") == 'a "quoted" \\ help'
+    assert help_text('a "quoted" \\ help', "-") == "a 'quoted' \\ help"
     assert help_text("line\nbreak\r\x00nul\u2028sep\x85", "-") == "line break  nul sep "
     long = help_text("h" * 50_000, "-")
     assert len(long) == MAX_HELP

@@ -65,5 +65,6 @@ def test_openmetrics_by_content_negotiation(bridge: RunningBridge) -> None:
     families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
     assert families["claude_code_token_usage_tokens"].type == "counter"
     assert families["feas_latency_milliseconds"].type == "histogram"
-    tokens = {s.labels["type"]: s.value for s in families["claude_code_token_usage_tokens"].samples}
+    tokens = {s.labels["type"]: s.value for s in families["claude_code_token_usage_tokens"].samples
+              if s.name.endswith("_total")}  # beside each: `_created`, when the series began
     assert tokens["cacheRead"] == 3 * 4567

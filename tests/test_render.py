@@ -1,83 +1,213 @@
-"""The purpose-built text renderer parses exactly like prometheus_client's own exposition."""
+"""The purpose-built renderers parse exactly like prometheus_client's own exposition, in both formats;
+whatever a snapshot holds, the output stays valid; concurrent scrapes share one rendering."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import subprocess
+from collections import Counter
+from dataclasses import replace
+from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from otlp_bridge.expose.derived import derived_families
-from otlp_bridge.expose.prometheus import render
-from otlp_bridge.expose.snapshot import snapshot
-from otlp_bridge.expose.text import TextRenderer
+from otlp_bridge.expose.render import OPENMETRICS, TEXT, Format, Renderer, choose, tail_names
+from otlp_bridge.expose.safe_json import dumps
+from otlp_bridge.expose.scrape import Scrapes
+from otlp_bridge.expose.snapshot import CHUNK, FamilySnapshot, snapshot
+from otlp_bridge.series import FamilyMeta, Kind, Observation, Temporality
+from otlp_bridge.store.accumulator import Store
+from otlp_bridge.translate.naming import FamilyNames, help_text
+from tests.prometheus_server import binary
+from tests.reference_exposition import reference
 from tests.support import CLAUDE, FIXTURES, RunningBridge, replay
 
+Parsed = dict[str, tuple[str, str, frozenset[tuple[str, frozenset[tuple[str, str]], str]]]]
 
-def _families(text: str) -> dict[str, tuple[str, str, frozenset[tuple[str, frozenset[tuple[str, str]], float]]]]:
+
+def parsed(text: str, fmt: Format) -> Parsed:
+    """Families as the format's prometheus_client parser reads them (values as text: NaN != NaN)."""
+    parse = parse_openmetrics if fmt.openmetrics else parse_text
     return {f.name: (f.type, f.documentation,
-                     frozenset((s.name, frozenset(s.labels.items()), s.value) for s in f.samples))
-            for f in text_string_to_metric_families(text)}
+                     frozenset((s.name, frozenset(s.labels.items()), repr(float(s.value))) for s in f.samples))
+            for f in parse(text)}
 
 
-def test_text_renderer_matches_prometheus_client(bridge: RunningBridge) -> None:
+def render(families: list[FamilySnapshot], tail: list[Metric], fmt: Format,
+           omitted: Counter[str] | None = None) -> str:
+    taken = FamilyNames(tail_names(tail))
+    body = Renderer().families(families, fmt, taken, Counter() if omitted is None else omitted)
+    return (body + Renderer.tail(tail, fmt)).decode()
+
+
+def promtool_check(text: str) -> None:
+    """`promtool check metrics`: exit 1 is a parse failure; 3 is lint (a sender's names, units)."""
+    result = subprocess.run([binary("promtool"), "check", "metrics"], input=text.encode(), capture_output=True,
+                            timeout=60, check=False)
+    assert result.returncode in (0, 3), result.stderr.decode()[-2000:]
+    assert "error while linting" not in result.stderr.decode()
+
+
+def _bridge_snapshot(bridge: RunningBridge) -> tuple[list[FamilySnapshot], list[Metric]]:
+    b = bridge.bridge
+    families = asyncio.run_coroutine_threadsafe(snapshot(b.store), bridge.loop).result(30)
+    tail = asyncio.run_coroutine_threadsafe(_derived(b), bridge.loop).result(30)
+    return families, tail
+
+
+async def _derived(b: Any) -> list[Metric]:
+    return list(derived_families(b.economics, b.activity))
+
+
+@pytest.mark.parametrize("fmt", [TEXT, OPENMETRICS], ids=["text", "openmetrics"])
+def test_renderer_matches_prometheus_client_on_real_captures(bridge: RunningBridge, fmt: Format) -> None:
     for run in sorted(CLAUDE.iterdir()):
         if run.is_dir():
             replay(bridge, run)
     for run in ("js-sdk-0.223_proto_cumulative", "python-sdk-1.45.2_http_delta_gzip"):
         replay(bridge, FIXTURES / "otel-sdks" / run)
-    b = bridge.bridge
-    snap = asyncio.run_coroutine_threadsafe(
-        snapshot(b.store, b.stats, list(derived_families(b.economics, b.activity))), bridge.loop).result(30)
-    ours = TextRenderer().render(snap).decode()
-    reference, content_type = render(snap, None)
-    assert content_type.startswith("text/plain")
-    assert _families(ours) == _families(reference.decode())
-    assert len(_families(ours)) > 40
+    families, tail = _bridge_snapshot(bridge)
+    ours = render(families, tail, fmt)
+    assert parsed(ours, fmt) == parsed(reference(families, tail, fmt.openmetrics), fmt)
+    assert len(parsed(ours, fmt)) > 40
+    if fmt.openmetrics:  # every counter and histogram series says when it began
+        samples = [s for f in parse_openmetrics(ours) for s in f.samples]
+        created = {(s.name.removesuffix("_created"), frozenset(s.labels.items()))
+                   for s in samples if s.name.endswith("_created")}
+        totals = [s for s in samples if s.name.endswith("_total") and not s.name.startswith("otlp_bridge_")]
+        assert totals
+        assert all((s.name.removesuffix("_total"), frozenset(s.labels.items())) in created for s in totals)
+    promtool_check(ours)
 
 
-def test_awkward_label_values_and_help_are_escaped_alike(bridge: RunningBridge) -> None:
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: PLC0415
-        ExportMetricsServiceRequest,
-    )
+AWKWARD = 'C:\\dir\n"x"\r\x00\t é 名前 \u2028 \\n'
+HELP = 'a "quoted" help\\with\nnewline'
 
-    request = ExportMetricsServiceRequest()
-    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(
-        name="odd.values", description='a "quoted" help\\with\nnewline')
-    metric.gauge.data_points.add(time_unix_nano=1, as_double=float("nan")).attributes.add(
-        key="path", value={"string_value": 'C:\\dir\n"x"'})
-    metric.gauge.data_points.add(time_unix_nano=1, as_double=float("inf")).attributes.add(
-        key="path", value={"string_value": ""})
-    assert bridge.post("/v1/metrics", request.SerializeToString())[0] == 200
-    b = bridge.bridge
-    snap = asyncio.run_coroutine_threadsafe(snapshot(b.store, b.stats), bridge.loop).result(30)
-    ours, reference = TextRenderer().render(snap).decode(), render(snap, None)[0].decode()
-    normalise = lambda fams: {k: (t, d, frozenset((n, lab, str(v)) for n, lab, v in s))  # noqa: E731 - NaN != NaN
-                              for k, (t, d, s) in fams.items()}
-    assert normalise(_families(ours)) == normalise(_families(reference))
+
+def _awkward() -> list[FamilySnapshot]:
+    labels = (("path", AWKWARD), ("z", ""))
+    histogram = ((0.5, 1.0, 2.5), (1, 0, 2, 3), 6, 17.25)
+    return [
+        (FamilyMeta("odd_values", Kind.GAUGE, HELP, False), [(labels, -0.0, 0.0), ((), 5e-324, 0.0)]),
+        (FamilyMeta("odd_count_total", Kind.COUNTER, HELP), [(labels, 1e308, 1763900000.25), ((), 3, 0.0)]),
+        (FamilyMeta("odd_seconds", Kind.HISTOGRAM, HELP), [(labels, histogram, 1763900000.5)]),
+    ]
+
+
+@pytest.mark.parametrize("fmt", [TEXT, OPENMETRICS], ids=["text", "openmetrics"])
+def test_awkward_label_values_help_and_numbers_are_escaped_alike(fmt: Format) -> None:
+    families = _awkward()
+    ours = render(families, [], fmt)
+    shown = [(replace(meta, help=help_text(meta.help, meta.name)), samples) for meta, samples in families]
+    assert parsed(ours, fmt) == parsed(reference(shown, [], fmt.openmetrics), fmt)
+    read = parsed(ours, fmt)
+    assert read["odd_count"][1] == "a 'quoted' help\\with newline"  # parsers drop `_total` from the family
+    assert any(dict(labels).get("path") == AWKWARD for _, labels, _ in read["odd_count"][2])
+    promtool_check(ours)
+
+
+def test_what_a_format_cannot_carry_is_left_out_and_counted() -> None:
+    bad_histogram = ((-1.0, 1.0, math.inf), (1, 1, 0, 0), 2, -3.0)
+    families: list[FamilySnapshot] = [
+        (FamilyMeta("dup", Kind.HISTOGRAM, "h"), [((), ((1.0,), (1, 1), 2, 2.0), 0.0)]),
+        (FamilyMeta("dup_count", Kind.GAUGE, "clashes with the histogram", False), [((), 1.0, 0.0)]),
+        (FamilyMeta("claude_code_spend_usd_total", Kind.COUNTER, "clashes with a derived gauge"), [((), 1.0, 1.0)]),
+        (FamilyMeta("bad_labels", Kind.GAUGE, "g", False),
+         [((("__name__", "x"),), 1.0, 0.0), ((("le", "1"),), 1.0, 0.0), ((("a", "1"), ("a", "2")), 1.0, 0.0),
+          ((("ok", "1"),), 2.0, 0.0)]),
+        (FamilyMeta("broken_total", Kind.COUNTER, "c"), [((("k", "neg"),), -1.0, 0.0), ((("k", "nan"),), math.nan, 0.0),
+                                                         ((("k", "ok"),), 1.0, 5.0)]),
+        (FamilyMeta("negative_seconds", Kind.HISTOGRAM, "h"), [((), bad_histogram, 5.0)]),
+    ]
+    spend = Metric("claude_code_spend_usd", "derived", "gauge")
+    spend.add_sample("claude_code_spend_usd", {"period": "day"}, 1.0)
+    for fmt in (TEXT, OPENMETRICS):
+        omitted: Counter[str] = Counter()
+        text = render(families, [spend], fmt, omitted)
+        read = parsed(text, fmt)
+        assert "dup_count" not in read
+        assert len(read["bad_labels"][2]) == 1
+        assert {dict(labels)["k"] for _, labels, _ in read["broken"][2]} \
+            == {"ok"}
+        assert omitted["name_collision"] == 2
+        assert omitted["invalid_label_name"] == 3
+        assert omitted["invalid_counter"] == 2
+        assert omitted["openmetrics_histogram_sum"] == (1 if fmt.openmetrics else 0)
+        promtool_check(text)
+    om = parsed(render(families, [spend], OPENMETRICS), OPENMETRICS)
+    assert {name for name, _, _ in om["negative_seconds"][2]} == {"negative_seconds_bucket", "negative_seconds_created"}
+
+
+def test_content_negotiation_prefers_openmetrics_when_asked() -> None:
+    prometheus = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                  "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+    assert choose(prometheus) is OPENMETRICS
+    assert choose("") is TEXT
+    assert choose("text/plain") is TEXT
+
+
+COUNTER = FamilyMeta("many_total", Kind.COUNTER, "many")
+
+
+def _add(store: Store, labels: tuple[tuple[str, str], ...], value: float) -> None:
+    store.apply([Observation(COUNTER, None, labels, Temporality.DELTA, 0, 1, value)])
 
 
 def test_snapshot_of_many_series_yields_and_misses_none() -> None:
-    from otlp_bridge.expose.snapshot import CHUNK  # noqa: PLC0415
-    from otlp_bridge.self_metrics import SelfMetrics  # noqa: PLC0415
-    from otlp_bridge.store.accumulator import Store  # noqa: PLC0415
-    from otlp_bridge.translate.metrics import FamilyMeta, Kind  # noqa: PLC0415
-
     store = Store()
-    meta = FamilyMeta("many_total", Kind.COUNTER, "many")
     count = 2 * CHUNK + 123
-    for i in range(count):
-        store.add(meta, (("i", str(i)),), float(i))
+    store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, float(i)) for i in range(count)])
 
     async def copy_while_writing() -> tuple[int, float]:
         async def writer() -> None:  # ingestion goes on between the snapshot's chunks
             for _ in range(3):
-                store.add(meta, (("late", "x"),), 1.0)
+                _add(store, (("late", "x"),), 1.0)
                 await asyncio.sleep(0)
 
-        snap, _ = await asyncio.gather(snapshot(store, SelfMetrics()), writer())
-        (family,) = [f for f in snap.families if f[0].name == "many_total"]
-        return len(family[1]), sum(v for labels, v in family[1] if labels[0][0] == "i")  # type: ignore[misc]
+        families, _ = await asyncio.gather(snapshot(store), writer())
+        (family,) = [f for f in families if f[0].name == "many_total"]
+        return len(family[1]), sum(v for labels, v, _ in family[1] if labels[0][0] == "i")  # type: ignore[misc]
 
     seen, total = asyncio.run(copy_while_writing())
     assert seen in (count, count + 1)
     assert total == sum(range(count))
+
+
+def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it() -> None:
+    store = Store()
+    store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(3000)])
+    scrapes = Scrapes(store, list, Counter())
+
+    async def scrape_many(n: int) -> list[tuple[bytes, bytes]]:
+        return list(await asyncio.gather(*(scrapes.body(OPENMETRICS) for _ in range(n))))
+
+    bodies = asyncio.run(scrape_many(20))
+    assert scrapes.renderings == 1
+    assert len({id(bulk) for bulk, _ in bodies}) == 1  # one body object, shared
+    asyncio.run(scrape_many(5))
+    assert scrapes.renderings == 1  # nothing changed: reused
+    _add(store, (("i", "0"),), 1.0)
+    (bulk, tail), = asyncio.run(scrape_many(1))
+    assert scrapes.renderings == 2
+    assert 'many_total{i="0"} 2.0' in bulk.decode()
+    assert tail == b"# EOF\n"
+
+
+def test_json_answers_never_carry_nan_or_infinity() -> None:
+    document = {"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": "NaN", "e": 1e308}
+    text, replaced = dumps(document)
+    assert replaced == 3
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    import json  # noqa: PLC0415
+
+    assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [1.0, None, {"c": None}], "d": "NaN",
+                                                       "e": 1e308}
+    assert dumps({"ok": 1.5}) == ('{"ok": 1.5}', 0)

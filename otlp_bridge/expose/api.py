@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client.metrics_core import Metric
 
 from otlp_bridge.config import InsightSettings, MetricsAuthSettings
 from otlp_bridge.derive.activity import Activity
@@ -17,9 +18,10 @@ from otlp_bridge.derive.insights import insights
 from otlp_bridge.derive.summary import summary
 from otlp_bridge.expose.derived import derived_families
 from otlp_bridge.expose.page import render_page
-from otlp_bridge.expose.prometheus import render
-from otlp_bridge.expose.snapshot import snapshot
-from otlp_bridge.expose.text import CONTENT_TYPE, TextRenderer
+from otlp_bridge.expose.render import choose
+from otlp_bridge.expose.safe_json import json_response
+from otlp_bridge.expose.scrape import Scrapes
+from otlp_bridge.expose.snapshot import self_families
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import Store
 
@@ -66,21 +68,17 @@ class Views:
     economics: Economics
     activity: Activity
     insight_settings: InsightSettings
+    more_families: Callable[[], Iterable[Metric]] = lambda: ()  # e.g. remote_write's self-metrics
 
 
 def build_app(views: Views, auth: MetricsAuthSettings | None = None) -> web.Application:
-    text = TextRenderer()
+    omitted: Counter[tuple[str, str]] = Counter()  # what the answers below left out or replaced, by reason
+    scrapes = Scrapes(views.store, lambda: [
+        *derived_families(views.economics, views.activity), *views.more_families(),
+        *self_families(views.store, views.stats, omitted)], omitted)
 
-    async def metrics(request: web.Request) -> web.Response:
-        snap = await snapshot(views.store, views.stats, list(derived_families(views.economics, views.activity)))
-        accept = request.headers.get("Accept") or ""
-        if "application/openmetrics-text" in accept:
-            body, content_type = await asyncio.to_thread(render, snap, accept)
-        else:
-            body, content_type = await asyncio.to_thread(text.render, snap), CONTENT_TYPE
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = content_type
-        return response
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        return await scrapes.respond(request, choose(request.headers.get("Accept") or ""))
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -91,10 +89,11 @@ def build_app(views: Views, auth: MetricsAuthSettings | None = None) -> web.Appl
         return web.Response(text=f"not ready: {views.readiness.reason}\n", status=503)
 
     async def summary_json(_: web.Request) -> web.Response:
-        return web.json_response(summary(views.store, views.economics, views.activity))
+        return json_response(summary(views.store, views.economics, views.activity), omitted, "/summary")
 
     async def insights_json(_: web.Request) -> web.Response:
-        return web.json_response({"insights": insights(views.store, views.economics, views.insight_settings)})
+        return json_response({"insights": insights(views.store, views.economics, views.insight_settings)},
+                             omitted, "/insights")
 
     async def page(_: web.Request) -> web.Response:
         document = render_page(summary(views.store, views.economics, views.activity),

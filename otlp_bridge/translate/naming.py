@@ -43,8 +43,9 @@ the OpenMetrics family `foo` with `foo_total` and `foo_created`; a gauge writes 
 | gauge `foo_total`                       | gauge `foo`              | accepted           |
 | the same name and kind again            |                          | accepted (it is that family) |
 
-HELP text is cut to MAX_HELP characters (ending with `…`) and control characters become spaces:
-documentation is not data, and a line reader must never see a line end inside it.
+HELP text is cut to MAX_HELP characters (ending with `…`), control characters become spaces and `"`
+becomes `'`: documentation is not data, a line reader must never see a line end inside it, and no
+spelling of `"` is valid in both formats (OpenMetrics requires `\"`, the text format refuses it).
 """
 
 from __future__ import annotations
@@ -142,11 +143,11 @@ def is_label_name(name: str) -> bool:
 
 
 def help_text(description: str, fallback: str) -> str:
-    """HELP for a family: the description (or `fallback` when empty), capped, without controls."""
+    """HELP for a family: the description (or `fallback` when empty), capped, without controls or `"`."""
     text = description or fallback
     if len(text) > MAX_HELP:
         text = text[:MAX_HELP - len(HELP_CUT)] + HELP_CUT
-    return _HELP_CONTROLS.sub(" ", text)
+    return _HELP_CONTROLS.sub(" ", text).replace('"', "'")
 
 
 # --- family names ---------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""/metrics bodies: one rendering per format shared by every scrape that arrives while it runs, and
+reused while the store's `version` has not moved, so N concurrent scrapes cost one snapshot and one
+rendering, not N. The store's families (the bulk: every series) are snapshotted on the loop in chunks
+and rendered in a worker thread; the few derived and self families are rendered fresh each scrape."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client.metrics_core import Metric
+
+from otlp_bridge import families
+from otlp_bridge.expose.render import Format, Renderer, tail_names
+from otlp_bridge.expose.snapshot import snapshot
+from otlp_bridge.series import Kind
+from otlp_bridge.store.accumulator import Store
+from otlp_bridge.translate.naming import FamilyNames
+
+WRITE_CHUNK = 256 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds no copy
+_DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
+Key = tuple[int, tuple[tuple[str, Kind], ...]]
+
+
+class Scrapes:
+    def __init__(self, store: Store, tail: Callable[[], list[Metric]], omitted: Counter[tuple[str, str]]) -> None:
+        self._store = store
+        self._tail = tail  # derived and self families, computed on the loop per scrape
+        self._omitted = omitted  # (endpoint, reason) -> count, shown by the self families
+        self._renderer = Renderer()
+        self._bodies: dict[Format, tuple[Key, bytes]] = {}
+        self._pending: dict[Format, asyncio.Future[bytes]] = {}
+        self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
+
+    async def body(self, fmt: Format) -> tuple[bytes, bytes]:
+        """The store's families and the rest (ending in `# EOF` for OpenMetrics)."""
+        tail_metrics = self._tail()
+        seed = (*_DERIVED, *tail_names(tail_metrics))
+        bulk = await self._bulk(fmt, (self._store.version, seed))
+        return bulk, await asyncio.to_thread(Renderer.tail, tail_metrics, fmt)
+
+    async def _bulk(self, fmt: Format, key: Key) -> bytes:
+        cached = self._bodies.get(fmt)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pending = self._pending.get(fmt)
+        if pending is None:  # else join the rendering under way: it began after this scrape's data
+            pending = self._pending[fmt] = asyncio.ensure_future(self._render(fmt, key))
+            pending.add_done_callback(lambda _: self._pending.pop(fmt, None))
+        return await asyncio.shield(pending)  # one scraper hanging up must not cancel the others' body
+
+    async def _render(self, fmt: Format, key: Key) -> bytes:
+        snap = await snapshot(self._store)
+        omitted: Counter[str] = Counter()
+        body = await asyncio.to_thread(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted)
+        self.renderings += 1
+        for reason, count in omitted.items():
+            self._omitted["/metrics", reason] += count
+        self._bodies[fmt] = (key, body)
+        return body
+
+    async def respond(self, request: web.Request, fmt: Format) -> web.StreamResponse:
+        bulk, tail = await self.body(fmt)
+        response = web.StreamResponse(headers={"Content-Type": fmt.content_type})
+        response.content_length = len(bulk) + len(tail)
+        await response.prepare(request)
+        view = memoryview(bulk)  # slices share the cached body: no copy per scraper
+        for start in range(0, len(view), WRITE_CHUNK):
+            await response.write(view[start:start + WRITE_CHUNK])
+        await response.write(tail)
+        await response.write_eof()
+        return response
