@@ -20,16 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 DEFAULT_DROP = ("session.id", "prompt.id", "event.sequence", "message.uuid",
                 # Prompt text: Gemini CLI's resource carries its whole argv (`-p "<prompt>"`) even with
                 # prompt logging off, and its router's free-text reasoning about the prompt.
                 "process.command_args", "routing.reasoning")
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
 
 
 def _default_state_dir() -> Path:
