@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -43,13 +44,14 @@ def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
 class RunningBridge:
     """A bridge on ephemeral loopback ports, run on its own event loop in a thread."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] | None = None,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
         async def start() -> Bridge:
-            bridge = Bridge(settings, clock) if clock else Bridge(settings)  # grpc.aio binds to its loop
+            bridge = Bridge(settings, clock or time.time, monotonic or time.monotonic)  # grpc.aio binds to its loop
             await bridge.start()
             return bridge
 

@@ -217,3 +217,45 @@ def test_budget_periods_last_seen_and_event_replay_marks_survive_a_restart(tmp_p
         assert again["budgets"][0]["spent_usd"] == 0.0133908
     finally:
         second.stop()
+
+
+def test_a_restart_mid_burn_window_and_mid_session_changes_nothing(tmp_path: Path) -> None:
+    """Burn rate, forecast and session duration are the same with a restart as without one."""
+    budgets = [{"name": "month", "period": "month", "limit_usd": 1.0}]
+    t8 = [r for r in capture_requests(CLAUDE / "t8_bash_sleep_multi_export") if r.transport == "http"]
+    clock = Clock(1795382900.0)
+
+    def start(directory: Path) -> RunningBridge:
+        settings = settings_for_test(directory, budgets=budgets, events={"session_idle": 60})
+        return RunningBridge(settings, clock=clock, monotonic=clock.monotonic)
+
+    def views(bridge: RunningBridge) -> tuple[object, ...]:
+        summary = bridge.get_json("/summary")
+        budget = summary["budgets"][0]
+        return budget["burn_rate_usd_per_hour"], budget["forecast_usd"], summary["activity"]["active_sessions"]
+
+    straight = start(tmp_path / "straight")
+    for req in t8:
+        assert straight.post(req.http_path, req.decoded_body)[0] == 200
+    expected = views(straight)
+    clock.advance(120)  # the session goes idle: its duration is observed
+    straight.bridge.pipeline.apply(straight.bridge.activity.expire(clock()))
+    duration = straight.scrape().total("claude_code_session_duration_seconds_sum")
+    straight.stop()
+    assert duration > 0
+
+    clock.advance(-120)
+    first = start(tmp_path / "restarted")
+    for req in t8[:2]:
+        assert first.post(req.http_path, req.decoded_body)[0] == 200
+    first.stop()
+    second = start(tmp_path / "restarted")
+    try:
+        for req in t8[2:]:
+            assert second.post(req.http_path, req.decoded_body)[0] == 200
+        assert views(second) == expected
+        clock.advance(120)
+        second.bridge.pipeline.apply(second.bridge.activity.expire(clock()))
+        assert second.scrape().total("claude_code_session_duration_seconds_sum") == duration
+    finally:
+        second.stop()
