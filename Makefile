@@ -18,11 +18,13 @@ serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Some tests use real servers and a real browser: Prometheus (and promtool) and Chromium,
 # Debian's packages. Installed where we may (root, as in CI and containers); elsewhere the
 # tests that need them report themselves skipped.
-TEST_TOOLS := prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl
+TEST_TOOLS := prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl \
+	victoria-metrics:victoria-metrics dockerd:docker.io debootstrap:debootstrap
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

@@ -8,6 +8,7 @@ from typing import Any
 from otlp_bridge import families as fam
 from otlp_bridge.derive.activity import Activity
 from otlp_bridge.derive.economics import Economics, TokenTotals
+from otlp_bridge.derive.ledger import agents_summary
 from otlp_bridge.derive.query import histogram_by, series_of, total, totals_by
 from otlp_bridge.store.accumulator import Store
 
@@ -15,6 +16,10 @@ from otlp_bridge.store.accumulator import Store
 def _round(value: float | None, digits: int = 10) -> float | None:
     """Float noise off, nothing a cent could notice."""
     return None if value is None else round(value, digits)
+
+
+def _most(counts: dict[tuple[str, ...], float]) -> list[tuple[tuple[str, ...], float]]:
+    return sorted(counts.items(), key=lambda item: item[1], reverse=True)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -33,21 +38,20 @@ def summary(store: Store, economics: Economics, activity: Activity, top: int = 1
          "tokens": {"input": t.input, "output": t.output, "cache_read": t.cache_read,
                     "cache_creation": t.cache_creation},
          "cache_hit_ratio": _round(t.cache_hit_ratio), "cache_savings_usd": _round(savings.get(model))}
-        for model, t in tokens.items()
+        for model, t in sorted(tokens.items(), key=lambda item: costs.get(item[0], 0.0), reverse=True)
     ]
-    models.sort(key=lambda m: m["cost_usd"] or 0.0, reverse=True)
 
     calls = totals_by(store, fam.TOOL_CALLS.name, "tool_name", "success")
     durations = histogram_by(store, fam.TOOL_DURATION.name, "tool_name")
-    tool_names = {tool for tool, _ in calls}
+    by_calls = sorted({tool for tool, _ in calls},
+                      key=lambda tool: calls.get((tool, "true"), 0.0) + calls.get((tool, "false"), 0.0), reverse=True)
     tools = []
-    for tool in tool_names:
+    for tool in by_calls:
         ok, failed = calls.get((tool, "true"), 0.0), calls.get((tool, "false"), 0.0)
         count, seconds = durations.get((tool,), (0, 0.0))
         tools.append({"tool": tool, "calls": ok + failed, "failures": failed,
                       "failure_ratio": _round(failed / (ok + failed)) if ok + failed else None,
                       "mean_duration_seconds": _round(seconds / count) if count else None})
-    tools.sort(key=lambda t: t["calls"], reverse=True)
 
     api_requests = total(store, fam.API_REQUESTS.name)
     errors = totals_by(store, fam.API_ERRORS.name, "status_code")
@@ -59,10 +63,10 @@ def summary(store: Store, economics: Economics, activity: Activity, top: int = 1
          "forecast_usd": _round(s.forecast_usd(now)), "exhausted_at": _iso(s.exhausted_at(now))}
         for s in economics.budget_status()
     ]
-    last_seen = sorted(
-        ({**dict(labels), "timestamp": _iso(datetime.fromtimestamp(value, now.tzinfo)),
-          "seconds_ago": round(now.timestamp() - value, 1)} for labels, value in series_of(store, fam.LAST_SEEN.name)),
-        key=lambda row: row["seconds_ago"])
+    last_seen = [
+        {**dict(labels), "timestamp": _iso(datetime.fromtimestamp(value, now.tzinfo)),
+         "seconds_ago": round(now.timestamp() - value, 1)}
+        for labels, value in sorted(series_of(store, fam.LAST_SEEN.name), key=lambda pair: pair[1], reverse=True)]
     plan = economics.plan_value_ratio()
     return {
         "generated_at": _iso(now),
@@ -82,12 +86,10 @@ def summary(store: Store, economics: Economics, activity: Activity, top: int = 1
         "models": models[:top],
         "unpriced_models": economics.unpriced_models(),
         "tools": tools[:top],
-        "commands": sorted(({"command": c, "count": v} for (c,), v in
-                            totals_by(store, fam.COMMANDS.name, "command_name").items()),
-                           key=lambda r: r["count"], reverse=True)[:top],
-        "workflows": sorted(({"workflow": w, "count": v} for (w,), v in
-                             totals_by(store, fam.WORKFLOWS.name, "workflow").items()),
-                            key=lambda r: r["count"], reverse=True),
+        "commands": [{"command": c, "count": v} for (c,), v in _most(totals_by(store, fam.COMMANDS.name,
+                                                                                "command_name"))][:top],
+        "workflows": [{"workflow": w, "count": v} for (w,), v in _most(totals_by(store, fam.WORKFLOWS.name,
+                                                                                 "workflow"))],
         "api": {"requests": api_requests, "errors": error_count,
                 "error_ratio": _round(error_count / (api_requests + error_count)) if api_requests + error_count
                 else None,
@@ -104,4 +106,5 @@ def summary(store: Store, economics: Economics, activity: Activity, top: int = 1
             "active_time_seconds": total(store, "claude_code_active_time_seconds_total"),
         },
         "last_seen": last_seen,
+        "agents": agents_summary(store),  # every coding agent in one ledger (derive/ledger.py)
     }

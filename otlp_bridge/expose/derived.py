@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import Metric
 
 from otlp_bridge.derive.activity import Activity
-from otlp_bridge.derive.economics import ALL, Economics, TokenTotals
+from otlp_bridge.derive.economics import Economics, TokenTotals
 
 
 def _gauge(name: str, help_: str) -> Metric:
@@ -22,7 +22,7 @@ def derived_families(economics: Economics, activity: Activity) -> Iterator[Metri
     yield from _money(economics)
     yield from _budgets(economics)
     active = _gauge("claude_code_active_sessions", "Sessions with an event within the active window.")
-    for who, count in sorted(activity.active_sessions().items()):
+    for who, count in sorted(activity.active_sessions(economics.clock()).items()):
         active.add_sample(active.name, dict(who), count)
     yield active
     unpriced = _gauge("otlp_bridge_unpriced_model", "Models seen in token usage with no price (1 each).")
@@ -56,7 +56,7 @@ def _cache(economics: Economics) -> Iterator[Metric]:
 def _money(economics: Economics) -> Iterator[Metric]:
     spend = _gauge("claude_code_spend_usd", "Spend in the current day, week and month (configured timezone).")
     for period in ("day", "week", "month"):
-        spend.add_sample(spend.name, {"period": period}, economics.spent(ALL, period))  # type: ignore[arg-type]
+        spend.add_sample(spend.name, {"period": period}, economics.spent(period))
     yield spend
     plan = economics.plan_value_ratio()
     if plan is not None:

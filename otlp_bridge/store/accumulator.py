@@ -188,8 +188,8 @@ def snapshot_series(series: Series) -> SeriesSnapshot:
 
 def series_from_snapshot(snap: SeriesSnapshot, updated: float, created: float) -> Series:
     if len(snap) == 2:
-        return Total(snap[0], snap[1], updated, created)  # type: ignore[arg-type]
-    bounds, counts, count, total, comp = snap  # type: ignore[misc]
+        return Total(snap[0], snap[1], updated, created)
+    bounds, counts, count, total, comp = snap
     return HistogramTotal(tuple(bounds), list(counts), count, Total(total, comp), updated, created)
 
 

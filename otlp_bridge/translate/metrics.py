@@ -120,7 +120,7 @@ def _translate_metric(
 ) -> None:
     kind = metric.WhichOneof("data")
     handler = _HANDLERS.get(kind or "")
-    if handler is None:
+    if handler is None or kind is None:
         out.reject(f"unsupported_{kind or 'empty'}", _point_count(metric, kind))
         return
     family, temporality, value_of = handler(metric)
@@ -173,7 +173,7 @@ def _temporality(data: object) -> Temporality | None:
 def _number(point: object) -> float | None:
     which = point.WhichOneof("value")  # type: ignore[attr-defined]
     if which == "as_double":
-        return point.as_double  # type: ignore[attr-defined, no-any-return]
+        return point.as_double
     if which == "as_int":
         return float(point.as_int)  # type: ignore[attr-defined]
     return None
