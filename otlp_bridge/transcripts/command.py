@@ -10,19 +10,23 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
-from otlp_bridge.config import ConfigError, load_settings
+from otlp_bridge.app import Bridge
+from otlp_bridge.config import ConfigError, Settings, load_settings
 from otlp_bridge.derive.pricing import Price, PriceTable
+from otlp_bridge.series import Labels
+from otlp_bridge.store.persist import StateError
 from otlp_bridge.transcripts import openmetrics
-from otlp_bridge.transcripts.history import History, Totals
+from otlp_bridge.transcripts.history import History
+from otlp_bridge.transcripts.into_history import HistoryImport, import_usage
 from otlp_bridge.transcripts.ledger import Ledger
 from otlp_bridge.transcripts.progress import Progress
-from otlp_bridge.transcripts.reader import MAX_LINE_BYTES, ReadStats, read_usage, transcript_files
+from otlp_bridge.transcripts.reader import MAX_LINE_BYTES, ReadStats, Usage, read_usage, transcript_files
+from otlp_bridge.transcripts.report import print_import, print_summary
 
 STEPS = {"hour": 3600, "day": 86400}
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_OWN_LABELS = frozenset({"model", "project", "type"})
+_OWN_LABELS = frozenset({"model", "project", "type", "source"})
 MAX_LABEL_VALUE = 1024
 
 
@@ -40,7 +44,10 @@ def add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
                      help="only responses before this ISO 8601 date or time (UTC unless it says), e.g. when "
                           "telemetry began, so a backfill never overlaps it")
     cmd.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                     help="identity label on every series, e.g. user_id=… (default: source=transcripts)")
+                     help="identity label on every series, e.g. user_id=… (all carry source=transcripts)")
+    cmd.add_argument("--state-dir", type=Path, metavar="DIR",
+                     help="add the history to a stopped bridge's state (its state.dir): hours before its "
+                          "first telemetry for this user only")
     cmd.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES, help="longer lines are skipped")
     cmd.add_argument("--config", help="TOML config file, for `pricing` overrides")
     cmd.set_defaults(run=run_import)
@@ -85,8 +92,9 @@ def run_import(args: argparse.Namespace) -> int:
     for usage in read_usage(args.paths, stats, max_line_bytes=args.max_line_bytes, on_bytes=progress.advance):
         ledger.add(usage)
     progress.close()
+    kept = [u for u in ledger.records if args.before is None or u.time < args.before]
     history = History(prices, STEPS[args.step])
-    history.extend(u for u in ledger.records if args.before is None or u.time < args.before)
+    history.extend(kept)
     print_summary(stats, ledger, history, sys.stdout)
     if args.before is not None:
         print(f"left out (at or after --before): {len(ledger.records) - history.total().messages:,} responses")
@@ -97,7 +105,33 @@ def run_import(args: argparse.Namespace) -> int:
             print(f"otlp-bridge import: cannot write {args.openmetrics}: {exc.strerror or exc}", file=sys.stderr)
             return 1
         print(f"wrote {samples} samples to {args.openmetrics}")
+    if args.state_dir is not None:
+        try:
+            result = into_state(settings, args.state_dir, kept, prices, identity)
+        except (OSError, StateError, ValueError) as exc:
+            print(f"otlp-bridge import: cannot import into {args.state_dir}: {exc}", file=sys.stderr)
+            return 1
+        print_import(result, sys.stdout)
     return 0
+
+
+def into_state(settings: Settings, directory: Path, usages: Sequence[Usage], prices: PriceTable,
+               identity: Labels) -> HistoryImport:
+    """Open a stopped bridge's state as the bridge would, import into its history, commit."""
+    settings.state = settings.state.model_copy(update={"dir": directory, "persist": True})
+    bridge = Bridge(settings)
+    state = bridge.state
+    assert state is not None  # persist is on
+    if not state.path.is_file():
+        raise ValueError(f"no bridge state there ({state.path.name} missing)")
+    state.open()
+    try:
+        state.load_into(bridge.store, series_ttl=0, now=bridge.store.clock())
+        result = import_usage(bridge.store, usages, prices, identity)
+        state.write(bridge.store.take_dirty())
+    finally:
+        state.close()
+    return result
 
 
 def _size(paths: Sequence[Path]) -> int:
@@ -116,30 +150,3 @@ def _write_openmetrics(history: History, target: str, identity: tuple[tuple[str,
         samples = openmetrics.write(history, out, identity)
     os.replace(partial, target)  # never a half-written file where promtool will look
     return samples
-
-
-def _row(name: str, totals: Totals) -> str:
-    t = totals.tokens
-    cost = "unpriced" if not totals.priced else f"{totals.cost_usd:,.4f}"
-    return (f"{name[:28]:<28} {totals.messages:>9,} {t['input']:>12,} {t['output']:>12,} {t['cacheRead']:>14,} "
-            f"{t['cacheCreation']:>14,} {cost:>12}")
-
-
-def print_summary(stats: ReadStats, ledger: Ledger, history: History, out: TextIO) -> None:
-    malformed = sum(stats.malformed.values())
-    reasons = ", ".join(f"{n} {reason}" for reason, n in stats.malformed.most_common()) or "none"
-    unknown = ", ".join(f"{model} ({n} responses)" for model, n in sorted(history.unpriced.items())) or "none"
-    out.write(
-        f"files: {stats.files} read, {stats.unreadable_files} unreadable; lines: {stats.lines:,} "
-        f"({stats.bytes / 1e6:,.1f} MB)\n"
-        f"messages: {stats.usage_lines:,} assistant lines with usage -> {len(ledger.records):,} responses "
-        f"({ledger.duplicates:,} duplicates skipped, {ledger.unidentified:,} without ids, "
-        f"{stats.synthetic:,} synthetic)\n"
-        f"malformed lines skipped: {malformed:,} ({reasons})\n"
-        f"unknown models (tokens counted, no cost): {unknown}\n"
-        f"{'model':<28} {'responses':>9} {'input':>12} {'output':>12} {'cache read':>14} "
-        f"{'cache write':>14} {'cost USD':>12}\n")
-    for model, totals in sorted(history.by_model.items(), key=lambda kv: -kv[1].cost_usd):
-        out.write(_row(model, totals) + "\n")
-    total = history.total()
-    out.write(_row("total", total) + (" (priced models only)" if history.unpriced else "") + "\n")

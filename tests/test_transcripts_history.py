@@ -1,0 +1,120 @@
+"""`otlp-bridge import --state-dir`: transcripts fill a bridge's period history before its telemetry,
+never a period twice, and never its live totals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import RunningBridge, replay, settings_for_test
+from tests.test_transcripts import CAPTURES
+
+USER = "49d1cd1bc72fcbdc4ac79886c24d5da7bd7971500f35db260219fa739575363c"  # user.id in every capture
+NOW = 1795421519.0 + 60  # a minute after the last capture (Monday 2026-11-23, 08:12 UTC)
+# What Claude Code itself reported (telemetry cost_usd) per session.
+COST = {"s1_opus_tools_vary": 0.028932, "s2_haiku_parallel_tools": 0.0038044, "s3_sonnet_vary": 0.00686535,
+        "s4_opus45_cache1h": 0.0128485, "s5_write_edit": 0.0200862, "s6_sonnet_no_breakdown": 0.0057066,
+        "s7_stream_error": 0.0066954}
+LIVE = ("s5_write_edit", "s6_sonnet_no_breakdown", "s7_stream_error")  # sessions with telemetry on
+OLD = ("s1_opus_tools_vary", "s2_haiku_parallel_tools", "s3_sonnet_vary", "s4_opus45_cache1h")
+
+
+def older_copy(session: str, into: Path, days: int) -> Path:
+    """The session's transcript as if it had happened `days` earlier (other ids: other responses)."""
+    source = next((CAPTURES / session / "transcripts").rglob("*.jsonl"))
+    target = into / f"{session}-{days}d" / source.name
+    target.parent.mkdir(parents=True)
+    lines = []
+    for line in source.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("type") == "assistant":
+            record["timestamp"] = (datetime.fromisoformat(record["timestamp"]) - timedelta(days=days)).isoformat()
+            record["message"]["id"] += f"-{days}d"
+            record["requestId"] += f"-{days}d"
+        lines.append(json.dumps(record))
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+def bridge_with_telemetry(tmp: Path) -> None:
+    """A bridge that saw the live sessions' telemetry, stopped: its state is on disk."""
+    bridge = RunningBridge(settings_for_test(tmp), clock=lambda: NOW)
+    for session in LIVE:
+        replay(bridge, CAPTURES / session / "otlp")
+    bridge.stop()
+
+
+def import_into(tmp: Path, *paths: Path, user: str = USER) -> str:
+    result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", *map(str, paths), "--state-dir",
+                             str(tmp / "state"), "--label", f"user_id={user}"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def summary_and_totals(tmp: Path) -> tuple[dict[str, Any], float]:
+    bridge = RunningBridge(settings_for_test(tmp), clock=lambda: NOW)
+    try:
+        return bridge.get_json("/summary"), bridge.scrape().total("claude_code_cost_usage_USD_total")
+    finally:
+        bridge.stop()
+
+
+def test_history_gains_the_days_before_telemetry_and_nothing_telemetry_covers(tmp_path: Path) -> None:
+    bridge_with_telemetry(tmp_path)
+    before, live_total = summary_and_totals(tmp_path)
+    live = sum(COST[s] for s in LIVE)
+    assert before["cost_usd"]["this_month"] == pytest.approx(live)
+    # Friday the week before: s1–s4 without telemetry; and every real session, telemetry on or not,
+    # inside the hour the telemetry starts in.
+    old = [older_copy(s, tmp_path / "transcripts", days=3) for s in OLD]
+    out = import_into(tmp_path, CAPTURES, *old)
+    assert "history: 8 responses in " in out
+    assert "13 responses in hours telemetry covers (from 2026-11-23 08:00 local time)" in out
+    after, totals = summary_and_totals(tmp_path)
+    cost = after["cost_usd"]
+    assert cost["this_month"] == pytest.approx(live + sum(COST[s] for s in OLD), rel=1e-9)
+    assert cost["this_week"] == pytest.approx(live, rel=1e-9)  # Monday: the imported Friday is last week
+    assert cost["today"] == pytest.approx(live, rel=1e-9)
+    assert cost["all_time"] == pytest.approx(live, rel=1e-9)  # history only: the counters never jump
+    assert totals == pytest.approx(live_total)
+    # Again, and with more transcripts in the same hours: nothing is counted twice.
+    again = import_into(tmp_path, CAPTURES, *old)
+    assert "history: 8 responses in 0 new or grown hourly buckets" in again
+    assert summary_and_totals(tmp_path)[0]["cost_usd"]["this_month"] == pytest.approx(cost["this_month"], rel=1e-9)
+
+
+def test_a_bucket_grows_by_what_is_new(tmp_path: Path) -> None:
+    bridge_with_telemetry(tmp_path)
+    s5 = older_copy("s5_write_edit", tmp_path / "t", days=2)
+    s7 = older_copy("s7_stream_error", tmp_path / "t", days=2)  # same model, project and hour as s5
+    import_into(tmp_path, s5)
+    out = import_into(tmp_path, s5, s7)
+    # s7 lands in s5's series and hour: each of their buckets (cost, four token types) grows by s7's part
+    assert "history: 4 responses in 5 new or grown hourly buckets" in out
+    month = summary_and_totals(tmp_path)[0]["cost_usd"]["this_month"]
+    assert month == pytest.approx(sum(COST[s] for s in LIVE) + COST["s5_write_edit"] + COST["s7_stream_error"],
+                                  rel=1e-9)
+
+
+def test_the_rule_is_per_user(tmp_path: Path) -> None:
+    bridge_with_telemetry(tmp_path)
+    out = import_into(tmp_path, CAPTURES, user="someone-else")
+    assert "history: 13 responses in " in out
+    assert "0 responses in hours telemetry covers (none for this user)" in out
+    month = summary_and_totals(tmp_path)[0]["cost_usd"]["this_month"]
+    assert month == pytest.approx(sum(COST[s] for s in LIVE) + sum(COST.values()), rel=1e-9)
+
+
+def test_a_missing_state_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(CAPTURES), "--state-dir",
+                             str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "no bridge state there" in result.stderr
+    assert not (tmp_path / "nothing").exists()
