@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
@@ -140,28 +142,32 @@ class Pipeline:
     def _export_metrics(self, translation: Translation) -> ExportMetricsServiceResponse:
         result = self.apply(translation.observations)
         self.store.apply(translation.targets)
-        rejected = translation.rejected.copy()
+        rejected = Counter(translation.rejected)
         rejected.update(result.rejected)
-        signal = Signal.METRICS.value
-        self.stats.items_seen(signal, "accepted", result.accepted)
-        self.stats.items_seen(signal, "duplicate", result.duplicates)
-        self.stats.items_seen(signal, "label_truncated", translation.truncated)
-        for reason, count in rejected.items():
-            self.stats.reject(signal, reason, count)
-        total_rejected = sum(rejected.values())
-        if not total_rejected:
+        self.stats.items_seen(Signal.METRICS.value, "label_truncated", translation.truncated)
+        count, message = self._outcome(Signal.METRICS, result, rejected)
+        if not count:
             return ExportMetricsServiceResponse()
-        message = ", ".join(f"{count} {reason}" for reason, count in sorted(rejected.items()))
-        log.info("metrics export partially rejected: %s", message)
         return ExportMetricsServiceResponse(partial_success=ExportMetricsPartialSuccess(
-            rejected_data_points=total_rejected, error_message=f"rejected data points: {message}",
-        ))
+            rejected_data_points=count, error_message=message))
 
     def _export_logs(self, observations: list[Observation]) -> ExportLogsServiceResponse:
         result = self.apply(observations)
-        signal = Signal.LOGS.value
-        self.stats.items_seen(signal, "accepted", result.accepted)
-        self.stats.items_seen(signal, "duplicate", result.duplicates)
-        for reason, count in result.rejected.items():
-            self.stats.reject(signal, reason, count)
-        return ExportLogsServiceResponse()
+        count, message = self._outcome(Signal.LOGS, result, result.rejected)
+        if not count:
+            return ExportLogsServiceResponse()
+        return ExportLogsServiceResponse(partial_success=ExportLogsPartialSuccess(
+            rejected_log_records=count, error_message=message))
+
+    def _outcome(self, signal: Signal, result: ApplyResult, rejected: Counter[str]) -> tuple[int, str]:
+        """Count what was accepted, replayed and refused; the refusals as OTLP `partial_success` wants them."""
+        self.stats.items_seen(signal.value, "accepted", result.accepted)
+        self.stats.items_seen(signal.value, "duplicate", result.duplicates)
+        for reason, count in rejected.items():
+            self.stats.reject(signal.value, reason, count)
+        total = sum(rejected.values())
+        if not total:
+            return 0, ""
+        message = ", ".join(f"{count} {reason}" for reason, count in sorted(rejected.items()))
+        log.info("%s export partially rejected: %s", signal.value, message)
+        return total, f"rejected {signal.value} items: {message}"
