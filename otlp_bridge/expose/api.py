@@ -22,19 +22,12 @@ from otlp_bridge.expose.render import choose
 from otlp_bridge.expose.safe_json import json_response
 from otlp_bridge.expose.scrape import Scrapes
 from otlp_bridge.expose.snapshot import self_families
+from otlp_bridge.readiness import Readiness
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.store.accumulator import Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PROBES = frozenset({"/healthz", "/readyz"})  # kubelets and load balancers carry no credentials
-
-
-class Readiness:
-    """Ready once every listener is bound; not ready again once shutdown begins."""
-
-    def __init__(self) -> None:
-        self.ready = False
-        self.reason = "starting"
 
 
 def _auth_middleware(settings: MetricsAuthSettings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

@@ -25,6 +25,7 @@ from otlp_bridge.store.accumulator import (
     Store,
     series_from_snapshot,
 )
+from otlp_bridge.store.statedir import StateGuard
 
 SCHEMA_VERSION = 2
 DB_NAME = "bridge.db"
@@ -88,15 +89,17 @@ class SqliteState:
         self.lock = asyncio.Lock()
         self._committed = 0
         self._generation = 0
+        self.guard: StateGuard | None = None  # lock, writability, file identity (store/statedir.py)
 
     # --- opening ---------------------------------------------------------------------------
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.guard = StateGuard.acquire(self.path)  # one process per directory; never from zero silently
         try:
             self._writer = self._connect()
             self._writer.executescript(_SCHEMA)
             self._check()
             self._reader = self._connect()
+            self.guard.watch()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StateError(self._unusable(str(exc))) from None
@@ -157,6 +160,9 @@ class SqliteState:
             if connection is not None:
                 connection.close()
         self._reader = self._writer = None
+        if self.guard is not None:
+            self.guard.release()
+            self.guard = None
 
     # --- reading -----------------------------------------------------------------------------
     def load_into(self, store: Store, *, series_ttl: float, now: float) -> int:
@@ -260,6 +266,8 @@ class SqliteState:
         dirty = store.take_dirty()
         if dirty or prune is not None:
             try:
+                if self.guard is not None:
+                    self.guard.check()  # the file is still the one opened, or nothing is acknowledged
                 await asyncio.to_thread(self.write, dirty, prune)
             except BaseException:
                 store.mark_dirty(dirty)
