@@ -20,7 +20,9 @@ from otlp_bridge.derive.activity import Activity, ActivitySettings
 from otlp_bridge.derive.economics import Budget, Economics
 from otlp_bridge.derive.pricing import Price, PriceTable
 from otlp_bridge.expose import api
+from otlp_bridge.expose.derived import derived_families
 from otlp_bridge.pipeline import Pipeline
+from otlp_bridge.push.remote import RemoteWriter, remote_families
 from otlp_bridge.receive import grpc as grpc_receiver
 from otlp_bridge.receive import http as http_receiver
 from otlp_bridge.receive.admission import Admission
@@ -105,6 +107,8 @@ class Bridge:
         self.pipeline = Pipeline(self.store, policy, self.stats, self.state, self.activity)
         self.admission = Admission(settings.limits.max_inflight_requests, settings.limits.max_inflight_bytes)
         self.auth = TokenAuth(settings.auth.tokens)
+        self.remote_writers = [RemoteWriter(remote, self.store, lambda: derived_families(self.economics, self.activity),
+                                            clock) for remote in settings.remote_write]
         self._runners: list[web.AppRunner] = []
         self._grpc: grpc.aio.Server | None = None
         self._maintenance: asyncio.Task[None] | None = None
@@ -147,7 +151,8 @@ class Bridge:
         http_runner, http_port = await _start_site(http_receiver.build_app(handler), server.host, server.http_port,
                                                    ssl_context, grace)
         self._runners.append(http_runner)
-        views = api.Views(self.store, self.stats, self.readiness, self.economics, self.activity, settings.insights)
+        views = api.Views(self.store, self.stats, self.readiness, self.economics, self.activity, settings.insights,
+                          lambda: remote_families(self.remote_writers))
         metrics_app = api.build_app(views, settings.auth.metrics)
         metrics_runner, metrics_port = await _start_site(
             metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace)
@@ -159,6 +164,8 @@ class Bridge:
         log.info("Prometheus metrics on %s://%s/metrics", "https" if tls.metrics_port and tls.enabled else "http",
                  _address(server.host, metrics_port))
         self._maintenance = asyncio.create_task(self._maintain())
+        for writer in self.remote_writers:
+            writer.start()
         self.readiness.ready = True
         return self.ports
 
@@ -190,6 +197,8 @@ class Bridge:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        for writer in self.remote_writers:  # a last push of the final totals, while the store is open
+            await writer.stop()
         if self.state is not None:
             await self.state.flush(self.store)  # acknowledged exports are durable already; this is the rest
             self.state.close()

@@ -13,6 +13,7 @@ from otlp_bridge.app import serve
 from otlp_bridge.check import run_check
 from otlp_bridge.client_env import default_endpoint, render, variables
 from otlp_bridge.config import ConfigError, Settings, load_settings
+from otlp_bridge.health import check_health
 from otlp_bridge.store.persist import SqliteState, StateError
 from otlp_bridge.transcripts.command import add_import_command
 
@@ -72,6 +73,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _health(args: argparse.Namespace) -> int:
+    settings = _defaults(args)
+    if settings is None:
+        return 2
+    healthy, seen = check_health(settings, args.timeout)
+    print(seen, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="otlp-bridge", description=__doc__)
     root.add_argument("--version", action="version", version=f"otlp-bridge {__version__}")
@@ -100,6 +110,11 @@ def parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--wait", type=float, default=5.0, help="seconds to wait for each step")
     check_cmd.add_argument("--config", help="TOML config file, for the default addresses")
     check_cmd.set_defaults(run=_check)
+
+    health_cmd = commands.add_parser("health", help="exit 0 when this config's bridge answers /healthz")
+    health_cmd.add_argument("--config", help="TOML config file (default: $OTLP_BRIDGE_CONFIG)")
+    health_cmd.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    health_cmd.set_defaults(run=_health)
     add_import_command(commands)
     return root
 

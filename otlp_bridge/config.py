@@ -164,6 +164,57 @@ class InsightSettings(_Section):
     silent_after: timedelta = timedelta(hours=24)
 
 
+_RESERVED_PUSH_HEADERS = frozenset({"content-encoding", "content-type", "x-prometheus-remote-write-version",
+                                    "user-agent", "authorization"})
+
+
+class RemoteWriteSettings(_Section):
+    """One Prometheus remote-write receiver the exact totals are pushed to (remote-write 1.0)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    name: str | None = None  # the `remote` label on the self-metrics; default: the URL
+    interval: timedelta = timedelta(seconds=30)
+    timeout: timedelta = timedelta(seconds=10)
+    headers: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)  # added to every series, e.g. {instance = "bridge-1"}
+    bearer_token: SecretStr | None = None
+    basic_username: str | None = None
+    basic_password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None  # client certificate, for receivers that require mTLS
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+    max_retries: int = Field(5, ge=0)
+    min_backoff: timedelta = timedelta(milliseconds=500)
+    max_backoff: timedelta = timedelta(seconds=30)
+    max_samples_per_request: int = Field(2000, gt=0)
+    max_queued_snapshots: int = Field(10, gt=0)
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be more than 0 seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RemoteWriteSettings:
+        if (self.basic_username is None) != (self.basic_password is None):
+            raise ValueError("basic_username and basic_password go together")
+        if self.bearer_token is not None and self.basic_username is not None:
+            raise ValueError("give bearer_token or basic_username/basic_password, not both")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        reserved = sorted(h for h in self.headers if h.lower() in _RESERVED_PUSH_HEADERS)
+        if reserved:
+            raise ValueError(f"headers the protocol or auth sets cannot be overridden: {', '.join(reserved)}")
+        return self
+
+    @property
+    def remote(self) -> str:
+        return self.name or self.url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTLP_BRIDGE_", env_nested_delimiter="__", extra="forbid")
 
@@ -179,6 +230,7 @@ class Settings(BaseSettings):
     economics: EconomicsSettings = Field(default_factory=EconomicsSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     insights: InsightSettings = Field(default_factory=InsightSettings)
+    remote_write: list[RemoteWriteSettings] = Field(default_factory=list)  # push to Prometheus receivers
 
     @field_validator("timezone")
     @classmethod

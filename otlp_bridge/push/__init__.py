@@ -1,0 +1,1 @@
+"""Pushing the bridge's exact totals to Prometheus remote-write receivers."""
