@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.metrics_core import Metric
 
-from otlp_bridge.families import INTERNAL_PREFIX
 from otlp_bridge.expose.snapshot import CHUNK, histogram_buckets
+from otlp_bridge.families import INTERNAL_PREFIX
 from otlp_bridge.series import Kind, Labels
 from otlp_bridge.store.accumulator import HistogramTotal, Store, Total
 
