@@ -24,7 +24,7 @@ lint: $(STAMP)
 # Debian's packages. Installed where we may (root, as in CI and containers); elsewhere the
 # tests that need them report themselves skipped.
 TEST_TOOLS := prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl \
-	victoria-metrics:victoria-metrics dockerd:docker.io debootstrap:debootstrap
+	victoria-metrics:victoria-metrics dockerd:docker.io debootstrap:debootstrap zsh:zsh
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

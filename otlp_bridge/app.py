@@ -21,6 +21,7 @@ from otlp_bridge.derive.economics import Budget, Economics
 from otlp_bridge.derive.pricing import Price, PriceTable
 from otlp_bridge.expose import api
 from otlp_bridge.expose.derived import derived_families
+from otlp_bridge.logs import digest_every
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.push.remote import RemoteWriter, remote_families
 from otlp_bridge.receive import grpc as grpc_receiver
@@ -28,6 +29,7 @@ from otlp_bridge.receive import http as http_receiver
 from otlp_bridge.receive.admission import Admission
 from otlp_bridge.receive.auth import TokenAuth
 from otlp_bridge.self_metrics import SelfMetrics
+from otlp_bridge.startup import listen_failure, tls_failure
 from otlp_bridge.store.accumulator import Limits, Store
 from otlp_bridge.store.persist import SqliteState
 from otlp_bridge.translate.metrics import LabelPolicy
@@ -66,13 +68,17 @@ def _grpc_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
 
 
 async def _start_site(app: web.Application, host: str, port: int,
-                      ssl_context: ssl.SSLContext | None, grace: float) -> tuple[web.AppRunner, int]:
+                      ssl_context: ssl.SSLContext | None, grace: float, *, setting: str) -> tuple[web.AppRunner, int]:
     # aiohttp would inflate gzip bodies itself, without a size limit; decode.gunzip does it bounded.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
                            shutdown_timeout=grace)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise listen_failure(setting, host, port, exc) from None
     return runner, runner.addresses[0][1]
 
 
@@ -135,13 +141,17 @@ class Bridge:
         else:
             log.warning("state.persist is off: totals live in memory only and are lost on restart")
         tls = settings.tls
-        ssl_context = _server_ssl_context(tls) if tls.enabled else None
-        self._grpc, grpc_port = grpc_receiver.build_server(
+        try:
+            ssl_context = _server_ssl_context(tls) if tls.enabled else None
+        except OSError as exc:  # ssl.SSLError is one
+            raise tls_failure(tls, exc) from None
+        try:
+            self._grpc, grpc_port = grpc_receiver.build_server(
             self.pipeline, max_message_bytes=settings.limits.max_decompressed_bytes, auth=self.auth,
             admission=self.admission, credentials=_grpc_credentials(tls),
             address=_address(server.host, server.grpc_port))
-        if grpc_port == 0:
-            raise OSError(f"cannot bind OTLP/gRPC on {_address(server.host, server.grpc_port)}")
+        except RuntimeError as exc:  # grpcio: "Failed to bind to address"
+            raise listen_failure("server.grpc_port", server.host, server.grpc_port, exc) from None
         await self._grpc.start()
         handler = http_receiver.OtlpHttpHandler(
             self.pipeline, max_request_bytes=settings.limits.max_request_bytes,
@@ -149,13 +159,14 @@ class Bridge:
             admission=self.admission, retry_after=settings.limits.retry_after_seconds)
         grace = server.shutdown_grace_seconds
         http_runner, http_port = await _start_site(http_receiver.build_app(handler), server.host, server.http_port,
-                                                   ssl_context, grace)
+                                                   ssl_context, grace, setting="server.http_port")
         self._runners.append(http_runner)
         views = api.Views(self.store, self.stats, self.readiness, self.economics, self.activity, settings.insights,
                           lambda: remote_families(self.remote_writers))
         metrics_app = api.build_app(views, settings.auth.metrics)
         metrics_runner, metrics_port = await _start_site(
-            metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace)
+            metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace,
+            setting="server.metrics_port")
         self._runners.append(metrics_runner)
         self.ports = Ports(grpc_port, http_port, metrics_port)
         scheme = "https" if tls.enabled else "http"
@@ -212,7 +223,8 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stopping.set)
     bridge = Bridge(settings)
     await bridge.start()
-    await stopping.wait()
+    async with digest_every(settings.log_digest_interval.total_seconds(), bridge.stats, bridge.store):
+        await stopping.wait()
     log.info("shutting down")
     await bridge.stop()
     log.info("stopped")

@@ -9,10 +9,19 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +33,11 @@ DEFAULT_DROP = ("session.id", "prompt.id", "event.sequence", "message.uuid",
                 # Prompt text: Gemini CLI's resource carries its whole argv (`-p "<prompt>"`) even with
                 # prompt logging off, and its router's free-text reasoning about the prompt.
                 "process.command_args", "routing.reasoning")
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
 
 
 def _default_state_dir() -> Path:
@@ -240,7 +254,9 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
-    log_level: str = "INFO"
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"  # "info" works too
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log pipelines
+    log_digest_interval: timedelta = timedelta(seconds=60)  # an INFO line of what arrived; 0: off
 
     @classmethod
     def settings_customise_sources(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.prometheus_server import free_port
 from tests.support import CLAUDE
@@ -62,22 +67,110 @@ def test_serve_with_bad_config_lists_the_problem_and_exits_2(tmp_path: Path) -> 
     assert b"server.grpc_port" in result.stderr
 
 
-def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    import socket  # noqa: PLC0415
+def _serve_fails(env: dict[str, str], *args: str) -> str:
+    """Run `serve` expecting a start-up failure: exit code 2 and one error line, no traceback."""
+    ports = {"OTLP_BRIDGE_SERVER__GRPC_PORT": "0", "OTLP_BRIDGE_SERVER__HTTP_PORT": "0",
+             "OTLP_BRIDGE_SERVER__METRICS_PORT": "0"}
+    result = subprocess.run([sys.executable, "-m", "otlp_bridge", "serve", *args],
+                            env={**os.environ, **ports, **env}, capture_output=True, text=True, timeout=30,
+                            check=False)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line or line.startswith("otlp-bridge:")]
+    assert len(errors) == 1, result.stderr
+    assert not [line for line in result.stderr.splitlines() if line.startswith("E1")], result.stderr  # gRPC core
+    return errors[0]
 
+
+@pytest.mark.parametrize("setting", ["grpc_port", "http_port", "metrics_port"])
+def test_a_port_in_use_names_its_setting(tmp_path: Path, setting: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {**os.environ, "OTLP_BRIDGE_SERVER__HTTP_PORT": str(port),
-               "OTLP_BRIDGE_SERVER__GRPC_PORT": str(free_port()),
-               "OTLP_BRIDGE_SERVER__METRICS_PORT": str(free_port()),
-               "OTLP_BRIDGE_STATE__DIR": str(tmp_path)}
-        result = subprocess.run([sys.executable, "-m", "otlp_bridge", "serve"], env=env, capture_output=True,
-                                timeout=30, check=False)
-    assert result.returncode == 1
-    assert b"cannot start" in result.stderr
-    assert b"Traceback" not in result.stderr
+        line = _serve_fails({f"OTLP_BRIDGE_SERVER__{setting.upper()}": str(port),
+                             "OTLP_BRIDGE_STATE__DIR": str(tmp_path)})
+    assert f"cannot start: server.{setting} = {port}: cannot listen on 127.0.0.1:{port}: address already in use" \
+        in line
+
+
+def test_a_host_not_of_this_machine_names_server_host(tmp_path: Path) -> None:
+    line = _serve_fails({"OTLP_BRIDGE_SERVER__HOST": "192.0.2.1", "OTLP_BRIDGE_STATE__DIR": str(tmp_path)})
+    assert "cannot start: server.host = 192.0.2.1: cannot listen on 192.0.2.1:0" in line
+
+
+def test_an_unusable_state_dir_names_state_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a directory below a file cannot be made, whoever runs the test (root too)
+    line = _serve_fails({"OTLP_BRIDGE_STATE__DIR": str(blocker / "state")})
+    assert f"state.dir = {blocker / 'state'}" in line
+
+
+def test_a_bad_log_level_joins_the_config_errors(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('log_level = "LOUD"\nlog_format = "xml"\n')
+    result = subprocess.run([sys.executable, "-m", "otlp_bridge", "serve", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "  log_level: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'" in result.stderr
+    assert "  log_format: Input should be 'text' or 'json'" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """a.crt with its a.key, and b.key that belongs to no certificate here."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (make test-tools)")
+    d = tmp_path_factory.mktemp("pem")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=t"]
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", "a.key", "-out", "a.crt"], cwd=d, check=True,
+                   capture_output=True, timeout=30)
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", "b.key", "-out", "b.crt"], cwd=d, check=True,
+                   capture_output=True, timeout=30)
+    return d
+
+
+@pytest.mark.parametrize(("cert", "key", "expected"), [
+    ("missing.crt", "a.key", "tls.cert_file = {d}/missing.crt: cannot read it"),
+    ("a.crt", "missing.key", "tls.key_file = {d}/missing.key: cannot read it"),
+    ("a.key", "a.key", "tls.cert_file = {d}/a.key: not a PEM certificate"),
+    ("a.crt", "b.key", "tls.key_file = {d}/b.key: not the PEM private key of tls.cert_file"),
+])
+def test_bad_tls_files_name_the_setting(tmp_path: Path, pem: Path, cert: str, key: str, expected: str) -> None:
+    line = _serve_fails({"OTLP_BRIDGE_TLS__CERT_FILE": str(pem / cert), "OTLP_BRIDGE_TLS__KEY_FILE": str(pem / key),
+                         "OTLP_BRIDGE_STATE__DIR": str(tmp_path)})
+    assert expected.format(d=pem) in line
+
+
+def test_json_logs_and_the_digest_say_what_arrived(tmp_path: Path) -> None:
+    http_port, metrics_port = free_port(), free_port()
+    config = tmp_path / "bridge.toml"
+    config.write_text(f'log_format = "json"\nlog_level = "debug"\nlog_digest_interval = 0.5\n'
+                      f"[server]\ngrpc_port = 0\nhttp_port = {http_port}\nmetrics_port = {metrics_port}\n"
+                      f'[state]\ndir = "{tmp_path / "state"}"\n')
+    process = subprocess.Popen([sys.executable, "-m", "otlp_bridge", "serve", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait(f"http://127.0.0.1:{metrics_port}/readyz")
+        for name, kind in (("0002_http_metrics.pb", "metrics"), ("0001_http_logs.pb", "logs")):
+            body = (CLAUDE / "t1_http_protobuf_sayhi" / name).read_bytes()
+            request = urllib.request.Request(f"http://127.0.0.1:{http_port}/v1/{kind}", data=body,
+                                             headers={"Content-Type": "application/x-protobuf"})
+            urllib.request.urlopen(request, timeout=5).close()
+        time.sleep(1.2)  # at least one digest after the exports
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    records = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert any(r["message"].startswith("OTLP/gRPC listening on") for r in records)
+    digests = [r for r in records if r["logger"] == "otlp_bridge.digest" and r["exports_accepted"]]
+    assert digests, output
+    assert digests[0]["exports_accepted"] == 2
+    assert digests[0]["series"] > 0
+    assert "last client seen" in digests[-1]["message"]
+    assert "last_client_seen" in digests[-1]
 
 
 def test_a_slow_protobuf_backend_is_warned_about_at_start(tmp_path: Path, monkeypatch, caplog) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from otlp_bridge.check import run_check
+from otlp_bridge.check import CHECK_SERIES, run_check
 from otlp_bridge.client_env import render, variables
 from tests.prometheus_server import free_port
 from tests.support import RunningBridge, settings_for_test
@@ -87,16 +88,88 @@ def test_check_explains_connection_refused() -> None:
     assert "nothing is listening" in result.message
 
 
-def test_check_explains_a_missing_token(tmp_path: Path) -> None:
+def test_check_tells_a_missing_token_from_an_unknown_one(tmp_path: Path) -> None:
     bridge = RunningBridge(settings_for_test(tmp_path, auth={"tokens": [{"token": "t"}]}))
     try:
-        for protocol, port in (("grpc", bridge.ports.grpc), ("http/protobuf", bridge.ports.http)):
-            result = run_check(f"http://127.0.0.1:{port}", bridge.metrics_url, protocol)  # type: ignore[arg-type]
-            assert "wants a token" in result.message, result.message
+        for protocol, port in (("grpc", bridge.ports.grpc), ("http/protobuf", bridge.ports.http),
+                               ("http/json", bridge.ports.http)):
+            endpoint = f"http://127.0.0.1:{port}"
+            missing = run_check(endpoint, bridge.metrics_url, protocol)  # type: ignore[arg-type]
+            expected = f"{endpoint} wants a token: pass --token (one of the bridge's [[auth.tokens]])."
+            assert missing.message == expected, missing.message
+            wrong = run_check(endpoint, bridge.metrics_url, protocol, token="not-t")  # type: ignore[arg-type]
+            assert wrong.message.startswith(f"{endpoint} does not know this token: it matches none of the bridge's "
+                                            "[[auth.tokens]]"), wrong.message
         assert run_check(f"http://127.0.0.1:{bridge.ports.http}", bridge.metrics_url, "http/protobuf",
                          token="t").ok
     finally:
         bridge.stop()
+
+
+def _check_traces(scrape_text: str) -> list[str]:
+    return [line for line in scrape_text.splitlines()
+            if line.startswith((CHECK_SERIES, "target_info")) or "otlp-bridge-check" in line]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_check_leaves_no_series_behind(tmp_path: Path, protocol: str) -> None:
+    settings = settings_for_test(tmp_path, auth={"tokens": [{"token": "t"}]})
+    bridge = RunningBridge(settings)
+    try:
+        port = bridge.ports.grpc if protocol == "grpc" else bridge.ports.http
+        result = run_check(f"http://127.0.0.1:{port}", bridge.metrics_url, protocol, token="t")  # type: ignore[arg-type]
+        assert result.ok, result.message
+        assert result.message.endswith(bridge.metrics_url)  # nothing to report about the clean-up
+        assert _check_traces(bridge.scrape().text) == []
+        assert bridge.scrape().total("otlp_bridge_series") == 0
+    finally:
+        bridge.stop()
+    again = RunningBridge(settings)  # and nothing comes back from the state file
+    try:
+        assert _check_traces(again.scrape().text) == []
+        assert again.scrape().total("otlp_bridge_series") == 0
+    finally:
+        again.stop()
+
+
+def test_check_reads_a_metrics_port_with_basic_auth(tmp_path: Path) -> None:
+    metrics_auth = {"basic_username": "prom", "basic_password": "pw"}
+    bridge = RunningBridge(settings_for_test(tmp_path, auth={"metrics": metrics_auth}))
+    config = tmp_path / "bridge.toml"
+    config.write_text('[auth.metrics]\nbasic_username = "prom"\nbasic_password = "pw"\n')
+    base = [sys.executable, "-m", "otlp_bridge", "check", "--endpoint", f"http://127.0.0.1:{bridge.ports.grpc}",
+            "--metrics-url", bridge.metrics_url, "--wait", "3"]
+    try:
+        without = subprocess.run(base, capture_output=True, text=True, timeout=60, check=False)
+        assert without.returncode == 1
+        assert f"{bridge.metrics_url} wants credentials: pass --metrics-token TOKEN or --metrics-user " \
+               "USER:PASSWORD" in without.stderr
+        wrong = subprocess.run([*base, "--metrics-user", "prom:nope"], capture_output=True, text=True, timeout=60,
+                               check=False)
+        assert "refused the credentials given" in wrong.stderr
+        for extra in (["--metrics-user", "prom:pw"], ["--config", str(config)]):
+            ok = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60, check=False)
+            assert ok.returncode == 0, ok.stderr
+    finally:
+        bridge.stop()
+
+
+def test_env_warns_when_the_config_wants_a_token(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[auth.tokens]]\nsha256 = "' + "ab" * 32 + '"\n')
+    command = [sys.executable, "-m", "otlp_bridge", "env", "--config", str(config)]
+    without = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert without.stderr.startswith("otlp-bridge: warning: this config requires a token")
+    assert without.stdout.startswith("export CLAUDE_CODE_ENABLE_TELEMETRY='1'")  # still usable with eval
+    given = subprocess.run([*command, "--token", "x"], capture_output=True, text=True, timeout=60, check=True)
+    assert given.stderr == ""
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (make test-tools)")
+def test_env_sourced_in_zsh() -> None:
+    script = f'eval "$({sys.executable} -m otlp_bridge env --shell zsh --token \"it\'s\")" && env'
+    result = subprocess.run(["zsh", "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert "OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20it%27s" in result.stdout.splitlines()
 
 
 def test_check_explains_the_wrong_protocol_for_the_port(bridge: RunningBridge) -> None:
