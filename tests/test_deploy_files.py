@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,8 @@ from tests.support import RunningBridge
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
-CORE_KINDS = {"ConfigMap", "Secret", "Deployment", "PersistentVolumeClaim", "Service"}
+CORE_KINDS = {"ConfigMap", "Deployment", "PersistentVolumeClaim", "Service", "NetworkPolicy"}
+RUNBOOK = ROOT / "docs" / "runbook.md"
 
 
 def _documents() -> list[dict[str, Any]]:
@@ -92,17 +96,26 @@ def test_service_monitor_probes_and_ports_line_up() -> None:
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
-def test_config_map_and_secret_load_as_the_pod_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_map_and_generated_secret_load_as_the_pod_would(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     (config,) = [d for d in _by_kind("ConfigMap") if d["metadata"]["name"] == "otlp-bridge-config"]
-    (secret,) = _by_kind("Secret")
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (generator,) = kustomization["secretGenerator"]
+    assert generator["name"] == "otlp-bridge-tokens"
+    assert generator["envs"] == ["tokens.env"]
+    assert "tokens.env" in (ROOT / ".gitignore").read_text(), "the real tokens never go into git"
     path = tmp_path / "config.toml"
     path.write_text(config["data"]["config.toml"])
-    for key, value in secret["stringData"].items():
-        monkeypatch.setenv(key, value)
+    digest = hashlib.sha256(b"a token").hexdigest()
+    for line in (K8S / "tokens.env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            monkeypatch.setenv(key, re.sub(r"<sha256[^>]*>", digest, value))
     settings = load_settings(path)
     assert settings.server.host == "0.0.0.0"
     assert str(settings.state.dir) == "/var/lib/otlp-bridge"
     assert settings.auth.tokens[0].labels == {"team": "platform"}
+    assert settings.auth.tokens[0].sha256 == digest
     assert settings.budgets[0].name == "org-monthly"
 
 
@@ -114,37 +127,104 @@ def _dockerfile() -> list[tuple[str, str]]:
 
 def test_dockerfile_is_small_non_root_and_declares_its_ports_and_volume() -> None:
     instructions = _dockerfile()
-    froms = [v for k, v in instructions if k == "FROM"]
-    assert all(re.search(r":\d+\.\d+\.\d+-slim", f) for f in froms), "pinned slim base"
+    (base,) = [v.removeprefix("BASE=") for k, v in instructions if k == "ARG" and v.startswith("BASE=")]
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), "pinned slim base"
+    assert [v for k, v in instructions if k == "FROM"] == ["${BASE} AS build", "${BASE}"]
     final = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM"):]
     assert ("USER", "10001:10001") in final
     assert ("EXPOSE", "4317 4318 9464") in final
     assert ("VOLUME", '["/var/lib/otlp-bridge"]') in final
+    assert ("COPY", "--from=build /opt/otlp-bridge /opt/otlp-bridge") in final, "only the venv, no wheels"
     env = " ".join(v for k, v in final if k == "ENV")
     assert "OTLP_BRIDGE_SERVER__HOST=0.0.0.0" in env
     assert "OTLP_BRIDGE_STATE__DIR=/var/lib/otlp-bridge" in env
+    install = " ".join(v for k, v in instructions if k == "RUN")
+    assert "--require-hashes" in install
+    assert "-r requirements.lock" in install
 
 
-def test_dockerfile_healthcheck_command_tells_up_from_down(bridge: RunningBridge) -> None:
+def test_lock_pins_every_dependency_with_hashes() -> None:
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {m.group(1).lower() for m in re.finditer(r"^([A-Za-z0-9_.-]+)==\S+ \\$", lock, re.MULTILINE)}
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in declared:
+        name = re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].lower()
+        assert name in pinned, f"{name} is not in requirements.lock: run the pip-compile line in its header"
+    assert "setuptools" in pinned, "the build backend is locked too, so the image builds offline"
+    assert all("--hash=sha256:" in block for block in lock.split("==")[1:])
+
+
+def test_health_command_tells_up_from_down(bridge: RunningBridge) -> None:
     (healthcheck,) = [v for k, v in _dockerfile() if k == "HEALTHCHECK"]
-    command = json.loads(healthcheck[healthcheck.index("CMD") + 3:].strip())
-    assert command[0] == "python"
-    up = [sys.executable, *command[1:-1], command[-1].replace(":9464", f":{bridge.ports.metrics}")]
-    assert subprocess.run(up, timeout=30, check=False).returncode == 0
-    down = [sys.executable, *command[1:-1], command[-1].replace(":9464", f":{free_port()}")]
-    assert subprocess.run(down, timeout=30, check=False, capture_output=True).returncode != 0
+    assert json.loads(healthcheck[healthcheck.index("CMD") + 3:].strip()) == ["otlp-bridge", "health"]
+
+    def health(port: int) -> int:
+        env = {**os.environ, "OTLP_BRIDGE_SERVER__METRICS_PORT": str(port), "OTLP_BRIDGE_SERVER__HOST": "0.0.0.0"}
+        return subprocess.run([sys.executable, "-m", "otlp_bridge", "health"], env=env, timeout=30, check=False,
+                              capture_output=True).returncode
+
+    assert health(bridge.ports.metrics) == 0
+    assert health(free_port()) == 1
 
 
-def test_compose_mounts_files_that_exist() -> None:
+def test_compose_mounts_files_that_exist_and_binds_to_loopback() -> None:
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"otlp-bridge", "prometheus", "grafana"}
+    assert set(compose["services"]) == {"otlp-bridge", "prometheus", "alertmanager", "grafana"}
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith("."):
                 assert (ROOT / "deploy" / source).exists(), volume
+        assert all(port.startswith("127.0.0.1:") for port in service.get("ports", [])), service["ports"]
+    password = compose["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), "no default admin password"
     scrape = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["honor_labels"] is True
+    assert scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+def test_scrape_config_is_portable_to_victoria_metrics(tmp_path: Path) -> None:
+    scrape = ROOT / "deploy" / "prometheus" / "scrape.yaml"
+    assert "rule_files" not in yaml.safe_load(scrape.read_text())
+    result = subprocess.run([binary("promtool"), "check", "config", str(scrape)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    vm = shutil.which("victoria-metrics")
+    if vm is None:
+        pytest.skip("victoria-metrics not installed (Debian package; `make test-tools` installs it)")
+    result = subprocess.run([vm, f"-promscrape.config={scrape}", "-promscrape.config.dryRun",
+                             f"-storageDataPath={tmp_path}"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_links_its_runbook_section() -> None:
+    headings = set(re.findall(r"^## (\w+)$", RUNBOOK.read_text(), re.MULTILINE))
+    alerts = [rule for group in yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yaml").read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule]
+    assert {rule["alert"] for rule in alerts} == headings
+    for rule in alerts:
+        assert rule["annotations"]["runbook_url"] == f"docs/runbook.md#{rule['alert'].lower()}"
+
+
+def test_memory_limit_covers_the_default_series_cap() -> None:
+    (deployment,) = _by_kind("Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    mebibytes = {"Mi": 1, "Gi": 1024}
+    limit = container["resources"]["limits"]["memory"]
+    measured_peak = 790  # MiB RSS during a scrape of 200k series, the default limits.max_series
+    assert int(limit[:-2]) * mebibytes[limit[-2:]] >= measured_peak * 1.25
+    assert load_settings(None).limits.max_series == 200_000, "re-measure when the default cap changes"
+
+
+def test_release_label_component_and_examples() -> None:
+    component = yaml.safe_load((K8S / "components" / "release-label" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    assert {f["kind"] for f in component["labels"][0]["fields"]} == {"ServiceMonitor", "PrometheusRule"}
+    assert "components/release-label" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["components"]
+    assert all("release" not in d["metadata"].get("labels", {}) for d in _documents())
+    for path in (K8S / "examples").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
 
 
 def test_readme_quick_start_commands_exist() -> None:

@@ -18,7 +18,7 @@ LABELS = {"app.kubernetes.io/name": "otlp-bridge"}
 def prometheus_rule() -> dict[str, object]:
     groups = yaml.safe_load((HERE.parent / "prometheus" / "rules.yaml").read_text())["groups"]
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": "otlp-bridge", "labels": {**LABELS, "release": "prometheus"}},
+            "metadata": {"name": "otlp-bridge", "labels": LABELS},
             "spec": {"groups": groups}}
 
 
