@@ -77,5 +77,5 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     load_settings(ROOT / "config.example.toml")
     text = (ROOT / "config.example.toml").read_text()
     for path, key in _keys(Settings):
-        documented = f"{key} =" in text or f"[{path}]" in text or f"[[{path}]]" in text
+        documented = f"{key} =" in text or f"[{path}]" in text or f"[[{path}]]" in text or f"[{path}." in text
         assert documented, f"{path} is not documented in config.example.toml"
