@@ -10,29 +10,37 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import grpc
 from aiohttp import web
 from google.protobuf.internal import api_implementation
 
 from otlp_bridge.config import Settings, TlsSettings
+from otlp_bridge.derive import ledger
 from otlp_bridge.derive.activity import Activity, ActivitySettings
 from otlp_bridge.derive.economics import Budget, Economics
+from otlp_bridge.derive.ledger import Ledger
 from otlp_bridge.derive.pricing import Price, PriceTable
 from otlp_bridge.expose import api
 from otlp_bridge.expose.derived import derived_families
+from otlp_bridge.families import CLAUDE_CODE_COUNTERS, COST, DERIVED_GAUGES, OWN_FAMILIES, TOKENS
 from otlp_bridge.logs import digest_every
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.push.remote import RemoteWriter, remote_families
+from otlp_bridge.readiness import Readiness
 from otlp_bridge.receive import grpc as grpc_receiver
 from otlp_bridge.receive import http as http_receiver
 from otlp_bridge.receive.admission import Admission
 from otlp_bridge.receive.auth import TokenAuth
 from otlp_bridge.self_metrics import SelfMetrics
+from otlp_bridge.series import Kind
 from otlp_bridge.startup import listen_failure, tls_failure
-from otlp_bridge.store.accumulator import Limits, Store
+from otlp_bridge.store.accumulator import Limits, Store, Uptime
+from otlp_bridge.store.history import History
 from otlp_bridge.store.persist import SqliteState
 from otlp_bridge.translate.metrics import LabelPolicy
+from otlp_bridge.translate.naming import FamilyNames
 
 log = logging.getLogger(__name__)
 
@@ -83,36 +91,51 @@ async def _start_site(app: web.Application, host: str, port: int,
 
 
 class Bridge:
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
-        """`clock` is the wall clock for periods, expiry and "now" (tests move it)."""
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`clock` is the wall clock for periods and "now", `monotonic` the running time input state
+        ages by (tests move them, together or apart)."""
         self.settings = settings
         state_settings = settings.state
         self.state = SqliteState(state_settings.dir, synchronous=state_settings.synchronous.upper()) \
             if state_settings.persist else None
         limits = Limits(
             max_series=settings.limits.max_series,
+            max_families=settings.limits.max_families,
             series_ttl=state_settings.series_ttl.total_seconds(),
             input_ttl=state_settings.input_ttl.total_seconds(),
             max_inputs_in_memory=state_settings.max_inputs_in_memory,
         )
-        self.store = Store(limits, backing=self.state, clock=clock)
+        history = History({COST, TOKENS, ledger.COST.name, ledger.TOKENS.name}, ZoneInfo(settings.timezone),
+                          retention_hours=int(state_settings.history_retention.total_seconds() // 3600),
+                          max_buckets=state_settings.max_history_buckets)
+        # Every family the bridge exposes itself holds its names first: no client family can clash.
+        # Claude Code's own counters too: a histogram under one's base name would lock it out.
+        names = FamilyNames([(m.name, m.kind) for m in OWN_FAMILIES]
+                            + [(name, Kind.GAUGE) for name in DERIVED_GAUGES]
+                            + [(name, Kind.COUNTER) for name in CLAUDE_CODE_COUNTERS])
+        self.store = Store(limits, backing=self.state, clock=clock, history=history,
+                           uptime=Uptime(monotonic), names=names)
         self.stats = SelfMetrics()
-        self.readiness = api.Readiness()
+        self.readiness = Readiness()
         events = settings.events
         self.activity = Activity(self.store, ActivitySettings(
             events.session_idle.total_seconds(), events.active_window.total_seconds(), events.max_sessions,
-            events.classify_prompts), clock=clock)
+            events.classify_prompts))
+        prices = PriceTable({model: Price(**p.model_dump()) for model, p in settings.pricing.items()})
         self.economics = Economics(
             self.store,
-            PriceTable({model: Price(**p.model_dump()) for model, p in settings.pricing.items()}),
+            prices,
             [Budget(b.name, b.period, b.limit_usd, tuple(sorted(b.match.items()))) for b in settings.budgets],
             timezone=settings.timezone, subscription_usd_per_month=settings.economics.subscription_usd_per_month,
-            burn_window_seconds=settings.economics.burn_window.total_seconds(), clock=clock)
-        self.store.on_increase = self.economics.on_increase
+            burn_window_seconds=settings.economics.burn_window.total_seconds(), clock=clock,
+            budget_family=ledger.COST.name)
         policy = LabelPolicy(frozenset(settings.labels.drop), settings.limits.max_label_value_length)
-        self.pipeline = Pipeline(self.store, policy, self.stats, self.state, self.activity)
+        self.pipeline = Pipeline(self.store, policy, self.stats, self.state,
+                                 steps=[self.activity.derive, Ledger(prices).derive])
         self.admission = Admission(settings.limits.max_inflight_requests, settings.limits.max_inflight_bytes)
         self.auth = TokenAuth(settings.auth.tokens)
+        self.readiness.checks += [self._state_problem, self._overloaded]
         self.remote_writers = [RemoteWriter(remote, self.store, lambda: derived_families(self.economics, self.activity),
                                             clock) for remote in settings.remote_write]
         self._runners: list[web.AppRunner] = []
@@ -147,19 +170,22 @@ class Bridge:
             raise tls_failure(tls, exc) from None
         try:
             self._grpc, grpc_port = grpc_receiver.build_server(
-            self.pipeline, max_message_bytes=settings.limits.max_decompressed_bytes, auth=self.auth,
+            self.pipeline, limits=grpc_receiver.GrpcLimits.from_settings(settings.limits), auth=self.auth,
             admission=self.admission, credentials=_grpc_credentials(tls),
             address=_address(server.host, server.grpc_port))
         except RuntimeError as exc:  # grpcio: "Failed to bind to address"
             raise listen_failure("server.grpc_port", server.host, server.grpc_port, exc) from None
         await self._grpc.start()
         handler = http_receiver.OtlpHttpHandler(
-            self.pipeline, max_request_bytes=settings.limits.max_request_bytes,
-            max_decompressed_bytes=settings.limits.max_decompressed_bytes, auth=self.auth,
-            admission=self.admission, retry_after=settings.limits.retry_after_seconds)
+            self.pipeline, limits=http_receiver.BodyLimits.from_settings(settings.limits), auth=self.auth,
+            admission=self.admission)
         grace = server.shutdown_grace_seconds
-        http_runner, http_port = await _start_site(http_receiver.build_app(handler), server.host, server.http_port,
-                                                   ssl_context, grace, setting="server.http_port")
+        try:
+            http_runner, http_port = await http_receiver.start(
+                handler, host=server.host, port=server.http_port, ssl_context=ssl_context, grace=grace,
+                limits=settings.limits, stats=self.stats, grpc_hint=_address(server.host, grpc_port))
+        except OSError as exc:
+            raise listen_failure("server.http_port", server.host, server.http_port, exc) from None
         self._runners.append(http_runner)
         views = api.Views(self.store, self.stats, self.readiness, self.economics, self.activity, settings.insights,
                           lambda: remote_families(self.remote_writers))
@@ -180,15 +206,24 @@ class Bridge:
         self.readiness.ready = True
         return self.ports
 
+    def _state_problem(self) -> str | None:
+        guard = self.state.guard if self.state is not None else None
+        return guard.lost if guard is not None else None
+
+    def _overloaded(self) -> str | None:
+        admission = self.admission
+        return f"overloaded: {admission.requests} requests in flight" if admission.saturated else None
+
     async def _maintain(self) -> None:
         interval = self.settings.state.maintenance_interval.total_seconds()
         retention = self.settings.state.input_retention.total_seconds()
         while True:
             await asyncio.sleep(interval)
             try:
-                self.activity.expire()
+                self.pipeline.apply(self.activity.expire(self.store.clock()))
                 if self.state is not None:
-                    await self.state.maintain(self.store, input_retention=retention)
+                    await self.state.maintain(self.store, input_retention=retention,
+                                              max_inputs=self.settings.state.max_inputs_on_disk)
                 else:
                     self.store.expire()
             except Exception:

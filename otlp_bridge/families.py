@@ -12,6 +12,7 @@ from otlp_bridge.series import FamilyMeta, Kind
 
 OWN_PREFIX = "otlp_bridge_"
 INTERNAL_PREFIX = OWN_PREFIX + "internal_"  # never exposed: state the bridge keeps for itself
+LEDGER_PREFIX = "coding_agent_"  # the normalized cross-agent ledger (derive/ledger.py)
 
 
 def _counter(name: str, help_: str) -> FamilyMeta:
@@ -69,6 +70,10 @@ DERIVED_GAUGES = frozenset({
     "claude_code_budget_spent_usd", "claude_code_budget_remaining_usd", "claude_code_budget_used_ratio",
     "claude_code_budget_burn_rate_usd_per_hour", "claude_code_budget_forecast_usd",
     "claude_code_budget_exhausted_timestamp_seconds",
+    # plan windows (derive/blocks.py GAUGES)
+    "claude_code_plan_window_spent_usd", "claude_code_plan_window_tokens", "claude_code_plan_window_requests",
+    "claude_code_plan_window_end_timestamp_seconds", "claude_code_plan_window_burn_rate_usd_per_hour",
+    "claude_code_plan_window_projected_usd",
 })
 
 # --- Claude Code's own instruments, as the Collector names them -----------------------------------
@@ -90,7 +95,7 @@ _OWN_NAMES = frozenset(meta.name for meta in OWN_FAMILIES) | DERIVED_GAUGES
 
 def refusal(meta: FamilyMeta) -> str | None:
     """Why a client point may not write this family (None: it may)."""
-    if meta.name.startswith(OWN_PREFIX) or meta.name in _OWN_NAMES:
+    if meta.name.startswith((OWN_PREFIX, LEDGER_PREFIX)) or meta.name in _OWN_NAMES:
         return "reserved_name"
     if meta.name in CLAUDE_CODE_COUNTERS and (meta.kind is not Kind.COUNTER or not meta.monotonic):
         return "reserved_name"

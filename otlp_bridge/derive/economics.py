@@ -11,8 +11,10 @@ Formulas (USD; prices per million tokens, from `pricing`):
   (what reads saved over paying full input price, less the premium paid to write the cache). The
   metrics do not split cache writes by lifetime; the api_request events do, so each model's
   cacheCreation is split in the proportion its events report (all 5-minute without events).
-- period spend = the `claude_code.cost.usage` increases filed in the period (configured timezone,
-  hour resolution) whose labels match the budget — the same increases as the totals.
+- period spend = the cost increases filed in the period (configured timezone, hour resolution) whose
+  labels match the budget — the same increases as the totals. Budgets count the cross-agent ledger's
+  cost (Claude Code's own cost plus every other agent's, labelled `agent`); `claude_code_spend_usd`
+  counts Claude Code's.
 - burn rate = spend since the start of the hour `burn_window` ago / the time since then, in hours
 - forecast = period spend + burn rate × hours left in the period
 - exhausted at = now + (limit − spent) / burn rate, only when that falls within the period
@@ -152,8 +154,11 @@ _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
 class Economics:
     def __init__(self, store: Store, prices: PriceTable, budgets: list[Budget], *, timezone: str = "UTC",
                  subscription_usd_per_month: float = 0.0, burn_window_seconds: float = 3600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, budget_family: str = COST) -> None:
+        """`budget_family` is the cost budgets are queries over: the cross-agent ledger's in the bridge,
+        so a budget can match `agent` and a combined one sees every agent."""
         self.store = store
+        self.budget_family = budget_family
         self.prices = prices
         self.budgets = budgets
         self.tz = ZoneInfo(timezone)
@@ -164,22 +169,23 @@ class Economics:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), self.tz)
 
-    def spent(self, period: Period, now: datetime | None = None, match: Mapping[str, str] | None = None) -> float:
+    def spent(self, period: Period, now: datetime | None = None, match: Mapping[str, str] | None = None,
+              family: str = COST) -> float:
         """Cost filed in the period holding `now`, over the series matching `match` (all without one)."""
         start, end = period_bounds(period, now or self.now())
-        return self._cost_between(start.timestamp(), end.timestamp(), match)
+        return self._cost_between(family, start.timestamp(), end.timestamp(), match)
 
-    def burn_rate(self, match: Mapping[str, str] | None = None) -> float:
+    def burn_rate(self, match: Mapping[str, str] | None = None, family: str = COST) -> float:
         """USD per hour from the start of the hour `burn_window` ago until now."""
         now = self.now()
         since = (now - timedelta(seconds=self.burn_window)).replace(minute=0, second=0, microsecond=0)
         hours = (now - since).total_seconds() / 3600
-        spent = self._cost_between(since.timestamp(), now.timestamp() + 3600, match)
+        spent = self._cost_between(family, since.timestamp(), now.timestamp() + 3600, match)
         return spent / hours if hours > 0 else 0.0
 
-    def _cost_between(self, start: float, end: float, match: Mapping[str, str] | None) -> float:
+    def _cost_between(self, family: str, start: float, end: float, match: Mapping[str, str] | None) -> float:
         history = self.store.history
-        return history.total(COST, start, end, match) if history is not None else 0.0
+        return history.total(family, start, end, match) if history is not None else 0.0
 
     def budget_status(self) -> list[BudgetStatus]:
         now = self.now()
@@ -188,7 +194,8 @@ class Economics:
             start, end = period_bounds(budget.period, now)
             match = dict(budget.match)
             out.append(BudgetStatus(budget.name, budget.period, start, end, budget.limit_usd,
-                                    self.spent(budget.period, now, match), self.burn_rate(match)))
+                                    self.spent(budget.period, now, match, self.budget_family),
+                                    self.burn_rate(match, self.budget_family)))
         return out
 
     def tokens_by_model(self) -> dict[str, TokenTotals]:
