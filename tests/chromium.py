@@ -1,12 +1,10 @@
-"""Headless Chromium (Debian's package) driven from the command line, for page tests."""
+"""Headless Chromium (Debian's package) for page tests: where it is, and the flags it starts with
+(tests/cdp.py drives it)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -24,19 +22,3 @@ def chromium() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def run(url: str, *extra: str) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *extra, url],
-                                capture_output=True, timeout=120, check=True)
-    return result.stdout.decode()
-
-
-def dump_dom(url: str) -> str:
-    """The DOM after the page loaded and ran, as the browser built it."""
-    return run(url, "--dump-dom", "--virtual-time-budget=3000")
-
-
-def screenshot(url: str, path: Path) -> None:
-    run(url, f"--screenshot={path}", "--window-size=1280,900", "--hide-scrollbars")

@@ -1,85 +1,131 @@
-"""The status page in a real headless Chromium, fed with real captures."""
+"""The status page in a real headless Chromium (DevTools protocol), fed with real captures and real
+transcripts imported into the bridge's history: numbers against /summary, no console errors, nothing
+wider than a phone (390 px) or a laptop (1280 px), and a screenshot of each."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections import defaultdict
 from collections.abc import Iterator
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.chromium import dump_dom, screenshot
+from otlp_bridge.derive.insights import usd
+from tests.cdp import Rendering, render
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
+from tests.test_transcripts import SESSIONS
+from tests.test_transcripts_history import COST, OLD, older_copy
 
-NOW = 1795382900.0
+NOW = 1795421519.0 + 60  # Monday 2026-11-23 08:12:59 UTC, a minute after the last capture
+WIDTHS = (390, 1280)
+PROBE = """({
+  rects: [...document.querySelectorAll('#daily-chart rect')].map(r => [r.dataset.day, r.dataset.model,
+                                                                        Number(r.dataset.usd)]),
+  gauges: [...document.querySelectorAll('svg.gauge')].map(g => g.getAttribute('aria-label')),
+  budget: [...document.querySelectorAll('.budget')].map(b => b.textContent),
+  blocks: [...document.querySelectorAll('#plan-windows .block-spent')].map(e => e.textContent),
+  weeks: [...document.querySelectorAll('#plan-windows .week-spent')].map(e => e.textContent),
+  people: [...document.querySelectorAll('#people tr')].slice(1).map(tr => [...tr.cells].map(c => c.textContent)),
+  tools: [...document.querySelectorAll('#tools tr')].slice(1).map(tr => [...tr.cells].map(c => c.textContent)),
+  linked: [...document.querySelectorAll('[src],[href]')].map(e => e.getAttribute('src') || e.getAttribute('href')),
+})"""
 
 
-class _Collect(HTMLParser):
-    """Text by element id, and every element's tag, from the DOM Chromium dumped."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_id: dict[str, str] = {}
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self._open: list[str | None] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        self.tags.append((tag, attributes))
-        if tag not in ("meta", "link", "br", "img", "input", "path"):
-            self._open.append(attributes.get("id"))
-            if attributes.get("id"):
-                self.by_id[attributes["id"] or ""] = ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag not in ("meta", "link", "br", "img", "input", "path") and self._open:
-            self._open.pop()
-
-    def handle_data(self, data: str) -> None:
-        for element in self._open:
-            if element:
-                self.by_id[element] += data
+@dataclass
+class Page:
+    summary: dict[str, Any]
+    insights: list[dict[str, Any]]
+    renderings: dict[int, Rendering]
+    shots: dict[int, Path]
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningBridge, _Collect, Path]]:
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     tmp = tmp_path_factory.mktemp("page")
-    bridge = RunningBridge(settings_for_test(
-        tmp, budgets=[{"name": "monthly", "period": "month", "limit_usd": 0.05}]), clock=lambda: NOW)
-    for run in ("t7_write_edit_acceptEdits", "t10_fail_reject_details", "t12_api_error_400", "t20_model_haiku"):
-        replay(bridge, CLAUDE / run)
-    url = f"http://127.0.0.1:{bridge.ports.metrics}/"
-    collected = _Collect()
-    collected.feed(dump_dom(url))
-    shot = tmp / "status.png"
-    screenshot(url, shot)
-    yield bridge, collected, shot
-    bridge.stop()
+    settings = settings_for_test(tmp, budgets=[{"name": "daily", "period": "day", "limit_usd": 0.5}])
+    live = RunningBridge(settings, clock=lambda: NOW)
+    for session in SESSIONS:  # a morning with telemetry on
+        replay(live, session / "otlp")
+    for run in ("t10_fail_reject_details", "t12_api_error_400"):  # last night: a failing tool, an API error
+        replay(live, CLAUDE / run)
+    live.stop()
+    # The weeks before telemetry, from transcripts only.
+    older = [older_copy(s, tmp / "transcripts", days) for s in OLD for days in (3, 10)]
+    imported = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", *map(str, older),
+                               "--state-dir", str(tmp / "state")], capture_output=True, text=True, timeout=120,
+                              check=False)
+    assert imported.returncode == 0, imported.stderr
+    bridge = RunningBridge(settings, clock=lambda: NOW)
+    try:
+        url = f"http://127.0.0.1:{bridge.ports.metrics}/"
+        shots = {width: tmp / f"status-{width}.png" for width in WIDTHS}
+        yield Page(bridge.get_json("/summary"), bridge.get_json("/insights")["insights"],
+                   {width: render(url, width, screenshot=shots[width], probe=PROBE) for width in WIDTHS}, shots)
+    finally:
+        bridge.stop()
 
 
-def test_page_shows_the_numbers(page: tuple[RunningBridge, _Collect, Path]) -> None:
-    _, dom, _ = page
-    cost = 0.0200862 + 0.0133908 + 0.0019022
-    assert dom.by_id["cost-all-time"].strip() == f"${cost:,.4f}"
-    assert dom.by_id["cost-today"].strip() == f"${cost:,.4f}"
-    reads, sent = 4567 * 6, (123 + 4567 + 890) * 6
-    assert dom.by_id["tokens-cache"].strip() == f"{reads:,}"
-    assert dom.by_id["tokens-sent"].strip() == f"{sent:,}"
-    assert dom.by_id["cache-hit"].strip() == f"{reads / sent * 100:.1f}%"
-    assert dom.by_id["sessions"].strip() == "4"
-    opus_saved = (4567 * 5 * 3.8 - 890 * 5 * 1.0) / 1e6
-    haiku_saved = (4567 * 0.9 - 890 * 0.25) / 1e6
-    assert dom.by_id["cost-saved"].strip() == f"${opus_saved + haiku_saved:,.4f}"
-    assert "large_model_small_requests" in dom.by_id["insights"]
-    assert "high_api_error_rate" in dom.by_id["insights"]
+@pytest.mark.parametrize("width", WIDTHS)
+def test_page_fits_and_renders_cleanly(page: Page, width: int) -> None:
+    shown = page.renderings[width]
+    assert shown.errors == []
+    assert shown.scroll_width <= width
+    assert shown.too_wide == []
+    assert page.shots[width].stat().st_size > 10_000  # a real rendering, not an empty canvas
+    assert all(link.startswith(("data:", "#")) for link in shown.probed["linked"])  # self-contained
 
 
-def test_page_has_a_budget_gauge_and_no_external_assets(page: tuple[RunningBridge, _Collect, Path]) -> None:
-    _, dom, shot = page
-    gauges = [attrs for tag, attrs in dom.tags if tag == "svg"]
-    assert gauges
-    assert gauges[0]["aria-label"] == f"{(0.0200862 + 0.0133908 + 0.0019022) / 0.05 * 100:.1f}%"
-    for tag, attrs in dom.tags:  # self-contained: nothing fetched from anywhere else
-        for key in ("src", "href"):
-            assert not (attrs.get(key) or "").startswith(("http:", "https:", "//")), (tag, attrs)
-    assert shot.stat().st_size > 10_000  # a real rendering, not an empty canvas
+def test_spend_tokens_and_activity_match_the_summary(page: Page) -> None:
+    text, s = page.renderings[1280].text_by_id, page.summary
+    for element, key in (("cost-all-time", "all_time"), ("cost-today", "today"), ("cost-week", "this_week"),
+                         ("cost-month", "this_month"), ("cost-saved", "saved_by_cache")):
+        assert text[element] == usd(s["cost_usd"][key]), element
+    assert text["tokens-sent"] == f'{s["tokens"]["sent"]:,.0f}'
+    assert text["tokens-cache"] == f'{s["tokens"]["from_cache"]:,.0f}'
+    assert text["cache-hit"] == f'{s["tokens"]["cache_hit_ratio"] * 100:.1f}%'
+    assert text["sessions"] == f'{s["activity"]["sessions"]:.0f}'
+    # the summary itself: this morning's telemetry today; the imported weeks in this month's history, not in
+    # the live totals (all time is telemetry only, all of it this month)
+    assert s["cost_usd"]["today"] == pytest.approx(sum(COST.values()), rel=1e-9)
+    assert s["cost_usd"]["this_month"] == pytest.approx(
+        s["cost_usd"]["all_time"] + 2 * sum(COST[o] for o in OLD), rel=1e-9)
+
+
+def test_daily_bars_are_the_history(page: Page) -> None:
+    shown = page.renderings[1280]
+    days = page.summary["daily"]
+    assert len(days) == 30
+    assert shown.text_by_id["daily-total"] == usd(sum(d["cost_usd"] for d in days))
+    drawn: dict[tuple[str, str], float] = defaultdict(float)
+    for day, model, value in shown.probed["rects"]:
+        drawn[day, model] += value
+    assert dict(drawn) == {(d["date"], m): v for d in days for m, v in d["by_model"].items() if v > 0}
+    # The imported Friday (3 days back) holds s1–s4 exactly as Claude Code priced them.
+    friday = next(d for d in days if d["date"] == "2026-11-20")
+    assert friday["cost_usd"] == pytest.approx(sum(COST[o] for o in OLD), rel=1e-9)
+    assert friday["by_model"]["claude-haiku-4-5"] == pytest.approx(COST["s2_haiku_parallel_tools"], rel=1e-9)
+
+
+def test_plan_windows_budgets_people_tools_and_insights(page: Page) -> None:
+    probed, s = page.renderings[1280].probed, page.summary
+    blocks = sorted((w for w in s["plan_windows"] if w["kind"] == "5h"), key=lambda w: -w["cost_usd"])
+    assert blocks
+    assert probed["blocks"] == [usd(w["cost_usd"]) for w in blocks][:8]
+    assert all(w["start"].startswith("2026-11-23T08:00") for w in blocks)  # floored to the first activity's hour
+    budget = s["budgets"][0]
+    assert probed["gauges"] == [f'{budget["used_ratio"] * 100:.1f}%']
+    assert usd(budget["forecast_usd"]) in probed["budget"][0]
+    assert budget["exhausted_at"] is not None
+    assert f'runs out at {budget["exhausted_at"][:16].replace("T", " ")}' in probed["budget"][0]
+    assert [row[1] for row in probed["people"]] == [usd(p["cost_usd"]) for p in s["people"]]
+    assert len(probed["people"]) == len(s["people"]) > 1
+    shown_tools = {row[0]: row[2] for row in probed["tools"]}
+    for tool in s["tools"]:
+        assert shown_tools[tool["tool"]] == f'{tool["failure_ratio"] * 100:.1f}%'
+    assert any(t["failures"] for t in s["tools"])
+    for insight in page.insights:
+        assert insight["type"] in page.renderings[1280].text_by_id["insights"]

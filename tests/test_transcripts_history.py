@@ -15,7 +15,7 @@ import pytest
 from tests.support import RunningBridge, replay, settings_for_test
 from tests.test_transcripts import CAPTURES
 
-USER = "49d1cd1bc72fcbdc4ac79886c24d5da7bd7971500f35db260219fa739575363c"  # user.id in every capture
+USER = "49d1cd1bc72fcbdc4ac79886c24d5da7bd7971500f35db260219fa739575363c"  # s6's user.id
 NOW = 1795421519.0 + 60  # a minute after the last capture (Monday 2026-11-23, 08:12 UTC)
 # What Claude Code itself reported (telemetry cost_usd) per session.
 COST = {"s1_opus_tools_vary": 0.028932, "s2_haiku_parallel_tools": 0.0038044, "s3_sonnet_vary": 0.00686535,
@@ -118,3 +118,14 @@ def test_a_missing_state_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no bridge state there" in result.stderr
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_running_bridge_keeps_its_state_to_itself(tmp_path: Path) -> None:
+    bridge = RunningBridge(settings_for_test(tmp_path), clock=lambda: NOW)
+    try:
+        result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(CAPTURES), "--state-dir",
+                                 str(tmp_path / "state")], capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        bridge.stop()
+    assert result.returncode == 1
+    assert "in use by another otlp-bridge" in result.stderr

@@ -8,15 +8,21 @@ so the floor is exact. For the window holding `now` (none when the last one has 
 - spend, tokens and requests in it, its start, end and time left;
 - burn rate = spend / hours since the window started (at least one minute);
 - projected total = spend + burn rate × hours left.
+Requests count only where the history keeps `claude_code_api_requests_total`. The weekly window's
+chain of windows begins at the oldest hour the history retains (`state.history_retention`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
-from otlp_bridge.store.history import local_hour
+from prometheus_client.metrics_core import Metric
+
+from otlp_bridge.families import API_REQUESTS, COST, TOKENS
+from otlp_bridge.store.history import History, local_hour
 
 BLOCK_HOURS = 5
 WEEK_HOURS = 7 * 24
@@ -82,3 +88,59 @@ def current_window(kind: str, user: str, hours: Mapping[int, HourActivity], leng
     held = [hours[h] for h in range(first, min(last, now_hour + 1)) if h in hours]
     return PlanWindow(kind, user, hour_start(first, tz), hour_start(last, tz), sum(a.cost_usd for a in held),
                       sum(a.tokens for a in held), sum(a.requests for a in held))
+
+
+def plan_windows(history: History | None, now: datetime) -> list[PlanWindow]:
+    """The open 5-hour block and weekly window of every user with activity in the history."""
+    if history is None:
+        return []
+    per_user: dict[str, dict[int, HourActivity]] = {}
+    for family, field_name in ((COST, "cost_usd"), (TOKENS, "tokens"), (API_REQUESTS.name, "requests")):
+        for labels, per_hour in history.series(family):
+            hours = per_user.setdefault(dict(labels).get("user_id", ""), {})
+            for hour, value in per_hour.items():
+                activity = hours.setdefault(hour, HourActivity())
+                setattr(activity, field_name, getattr(activity, field_name) + value)
+    found = (current_window(kind, user, hours, length, now) for user, hours in sorted(per_user.items())
+             for kind, length in (("5h", BLOCK_HOURS), ("week", WEEK_HOURS)))
+    return [window for window in found if window is not None]
+
+
+def window_row(window: PlanWindow, now: datetime, *, requests_known: bool) -> dict[str, Any]:
+    """A window as `/summary` shows it (`requests` null where the history does not count them)."""
+    return {"kind": window.kind, "user": window.user, "start": window.start.isoformat(timespec="seconds"),
+            "end": window.end.isoformat(timespec="seconds"),
+            "seconds_left": round(window.hours_left(now) * 3600, 1),
+            "seconds_total": (window.end - window.start).total_seconds(),
+            "cost_usd": round(window.cost_usd, 10), "tokens": window.tokens,
+            "requests": window.requests if requests_known else None,
+            "burn_rate_usd_per_hour": round(window.burn_rate_usd_per_hour(now), 10),
+            "projected_usd": round(window.projected_usd(now), 10)}
+
+
+GAUGES = {
+    "spent": ("claude_code_plan_window_spent_usd", "Spend in the user's current plan window (5h block or week)."),
+    "tokens": ("claude_code_plan_window_tokens", "Tokens in the user's current plan window."),
+    "requests": ("claude_code_plan_window_requests", "API requests in the user's current plan window."),
+    "end": ("claude_code_plan_window_end_timestamp_seconds", "When the user's current plan window ends."),
+    "burn": ("claude_code_plan_window_burn_rate_usd_per_hour", "Spend per hour since the window started."),
+    "projected": ("claude_code_plan_window_projected_usd", "Window-end spend at the current burn rate."),
+}
+
+
+def requests_in_history(history: History | None) -> bool:
+    return history is not None and API_REQUESTS.name in history.families
+
+
+def plan_window_families(history: History | None, now: datetime) -> Iterator[Metric]:
+    families = {key: Metric(name, help_, "gauge") for key, (name, help_) in GAUGES.items()}
+    requests_known = requests_in_history(history)
+    for window in plan_windows(history, now):
+        labels = {"window": window.kind, **({"user_id": window.user} if window.user else {})}
+        values = {"spent": window.cost_usd, "tokens": window.tokens, "end": window.end.timestamp(),
+                  "burn": window.burn_rate_usd_per_hour(now), "projected": window.projected_usd(now)}
+        if requests_known:
+            values["requests"] = window.requests
+        for key, value in values.items():
+            families[key].add_sample(families[key].name, labels, value)
+    yield from families.values()

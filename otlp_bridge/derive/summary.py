@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from otlp_bridge import families as fam
+from otlp_bridge.derive import trends
 from otlp_bridge.derive.activity import Activity
+from otlp_bridge.derive.blocks import plan_windows, requests_in_history, window_row
 from otlp_bridge.derive.economics import Economics, TokenTotals
 from otlp_bridge.derive.ledger import agents_summary
 from otlp_bridge.derive.query import histogram_by, series_of, total, totals_by
@@ -107,4 +109,8 @@ def summary(store: Store, economics: Economics, activity: Activity, top: int = 1
         },
         "last_seen": last_seen,
         "agents": agents_summary(store),  # every coding agent in one ledger (derive/ledger.py)
+        # spend over time, per person, and the open plan windows (derive/trends.py, derive/blocks.py)
+        "daily": trends.daily(economics), "people": trends.people(economics),
+        "plan_windows": [window_row(w, now, requests_known=requests_in_history(store.history))
+                         for w in plan_windows(store.history, now)],
     }

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import Metric
 
 from otlp_bridge.derive.activity import Activity
+from otlp_bridge.derive.blocks import plan_window_families
 from otlp_bridge.derive.economics import Economics, TokenTotals
 
 
@@ -21,6 +22,7 @@ def derived_families(economics: Economics, activity: Activity) -> Iterator[Metri
     yield from _cache(economics)
     yield from _money(economics)
     yield from _budgets(economics)
+    yield from plan_window_families(economics.store.history, economics.now())
     active = _gauge("claude_code_active_sessions", "Sessions with an event within the active window.")
     for who, count in sorted(activity.active_sessions(economics.clock()).items()):
         active.add_sample(active.name, dict(who), count)
