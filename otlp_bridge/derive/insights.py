@@ -10,17 +10,20 @@
 - high_api_error_rate: errors / (requests + errors) > api_error_ratio. Saving: 0.
 - api_retries_exhausted: any request failed after all retries. Saving: 0.
 - tool_failures: a tool's failure ratio > tool_failure_ratio (≥ min_tool_calls). Saving: 0.
-- budget_forecast_over_limit: a budget's period-end forecast > its limit. Saving: forecast − limit.
+- budget_forecast_over_limit: a budget's period-end forecast > its limit (critical once spent ≥ limit).
+  Saving: 0 — forecast − limit is an overrun, named in the message with when the limit is reached
+  (only if that falls within the period).
 - telemetry_silent: a user/device that sent events has been silent > silent_after. Saving: 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
+from otlp_bridge import families as act
 from otlp_bridge.config import InsightSettings
-from otlp_bridge.derive import activity as act
 from otlp_bridge.derive.economics import Economics, TokenTotals, cost_at
 from otlp_bridge.derive.query import histogram_by, series_of, total, totals_by
 from otlp_bridge.store.accumulator import Store
@@ -29,6 +32,11 @@ from otlp_bridge.store.accumulator import Store
 def usd(value: float) -> str:
     """Dollars to the cent, or to a hundredth of a cent below one dollar (small sessions matter too)."""
     return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}  # critical first, then the largest saving
+_PERIOD_WORDS = {"day": ("today", "the day"), "week": ("this week", "the week"),
+                 "month": ("this month", "the month"), "5h": ("in the last 5 h", "the 5-hour window")}
 
 
 @dataclass
@@ -50,7 +58,7 @@ def insights(store: Store, economics: Economics, settings: InsightSettings) -> l
     found += _tools(store, settings)
     found += _budgets(economics)
     found += _silence(store, economics, settings)
-    found.sort(key=lambda i: (-i.potential_savings_usd, i.type))
+    found.sort(key=lambda i: (SEVERITY_ORDER[i.severity], -i.potential_savings_usd, i.type))
     return [{**asdict(i), "potential_savings_usd": round(i.potential_savings_usd, 6)} for i in found]
 
 
@@ -85,6 +93,8 @@ def _model_size(store: Store, economics: Economics, tokens: dict[str, TokenTotal
         if mean_output >= s.small_request_output_tokens:
             continue
         saving = cost_at(t, price) - cost_at(t, smaller)
+        if saving <= 0:
+            continue
         out.append(Insight(
             "large_model_small_requests", "info",
             f"{model} answered {count:.0f} requests averaging {mean_output:.0f} output tokens; "
@@ -147,12 +157,23 @@ def _budgets(economics: Economics) -> list[Insight]:
         if forecast <= status.limit_usd:
             continue
         over = status.spent_usd >= status.limit_usd
-        out.append(Insight(
-            "budget_forecast_over_limit", "critical" if over else "warning",
-            f"budget {status.name}: {usd(status.spent_usd)} of {usd(status.limit_usd)} spent this {status.period}; "
-            f"at {usd(status.burn_usd_per_hour)}/h it ends the {status.period} near {usd(forecast)}.",
-            forecast - status.limit_usd, {"budget": status.name}))
+        spent_when, period_end = _PERIOD_WORDS.get(status.period, (f"this {status.period}", status.period))
+        message = f"budget {status.name}: {usd(status.spent_usd)} of {usd(status.limit_usd)} spent {spent_when}"
+        if over:
+            message += f", over by {usd(status.spent_usd - status.limit_usd)}"
+        message += f"; at {usd(status.burn_usd_per_hour)}/h"
+        runs_out = status.exhausted_at(now)
+        if runs_out is not None and runs_out < status.period_end:  # never a moment after the period
+            message += f" it runs out at {_moment(runs_out, now)}"
+        message += f", {period_end} ends near {usd(forecast)} ({usd(forecast - status.limit_usd)} over)."
+        out.append(Insight("budget_forecast_over_limit", "critical" if over else "warning", message, 0.0,
+                           {"budget": status.name}))
     return out
+
+
+def _moment(at: datetime, now: datetime) -> str:
+    """Local time, with the date when it is not today."""
+    return at.strftime("%H:%M %Z") if at.date() == now.date() else at.strftime("%a %d %b %H:%M %Z")
 
 
 def _silence(store: Store, economics: Economics, s: InsightSettings) -> list[Insight]:
