@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from otlp_bridge.cli import main
 from otlp_bridge.client_env import agent_setup
@@ -23,7 +24,16 @@ from otlp_bridge.decode import Signal, decode_json, decode_protobuf
 from otlp_bridge.derive.ledger import priced_cost
 from otlp_bridge.derive.pricing import PriceTable, listed_price
 from otlp_bridge.translate.agents import Agent, recognise
-from tests.support import CLAUDE, FIXTURES, USAGE_PER_REQUEST, RunningBridge, api_requests, replay, settings_for_test
+from tests.support import (
+    CLAUDE,
+    FIXTURES,
+    PROTOBUF_HEADERS,
+    USAGE_PER_REQUEST,
+    RunningBridge,
+    api_requests,
+    replay,
+    settings_for_test,
+)
 
 OTHER = FIXTURES / "other-agents"
 RUNS = sorted(p for p in OTHER.glob("*/*") if p.is_dir())
@@ -320,3 +330,42 @@ def test_other_agents_logs_are_not_claude_code_events(bridge: RunningBridge) -> 
     # Gemini's records would otherwise arrive as claude_code_events_total with a process_pid label each.
     assert not scrape.series("claude_code_events_total")
     assert not scrape.series("claude_code_last_seen_timestamp_seconds")
+
+
+def renamed_model(body: bytes, model: str) -> bytes:
+    """A real Codex metrics export whose points name another model."""
+    request = ExportMetricsServiceRequest.FromString(body)
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for point in getattr(metric, metric.WhichOneof("data")).data_points:
+                    for attribute in point.attributes:
+                        if attribute.key == "model":
+                            attribute.value.string_value = model
+    return request.SerializeToString()
+
+
+@pytest.mark.parametrize("priced", [False, True], ids=["unlisted", "priced-in-config"])
+def test_an_unlisted_model_is_counted_not_guessed(tmp_path: Path, priced: bool) -> None:
+    pricing = {"gpt-5.1-codex-mini": {"input": 0.25, "output": 2.0, "cache_write_5m": 0.25,
+                                      "cache_write_1h": 0.25, "cache_read": 0.025}} if priced else {}
+    running = RunningBridge(settings_for_test(tmp_path, pricing=pricing))
+    try:
+        run = OTHER / "codex-0.169.0" / "plain-http"
+        (meta, body), *_ = [(m, b) for m, b in recorded(run) if m["signal"] == "metrics"]
+        status, _, _ = running.post(meta["path"], renamed_model(body, "gpt-5.1-codex-mini"), PROTOBUF_HEADERS)
+        assert status == 200
+        scrape = Scraped(running)
+        tokens = scrape.total(LEDGER_TOKENS, agent="codex", model="gpt-5.1-codex-mini")
+        assert tokens == sum(ledger_truth(run).values())
+        agents = {row["agent"]: row for row in running.get_json("/summary")["agents"]["agents"]}
+        if priced:  # 132 × 0.25 + 300 × 0.025 + 65 × 2.0, per million
+            assert scrape.total(LEDGER_COST, agent="codex") == pytest.approx(170.5e-6, rel=1e-12)
+            assert not scrape.series("coding_agent_unpriced_tokens_total")
+        else:  # not priced as gpt-5.1-codex, whose name it starts with
+            assert scrape.total("coding_agent_unpriced_tokens_total", agent="codex",
+                                model="gpt-5.1-codex-mini") == tokens
+            assert not scrape.series(LEDGER_COST)
+            assert agents["codex"]["unpriced_models"] == ["gpt-5.1-codex-mini"]
+    finally:
+        running.stop()
