@@ -121,6 +121,11 @@ class Ledger:
 
 
 # --- read side: /summary ---------------------------------------------------------------------------
+def unpriced_models(store: Store) -> list[str]:
+    """Models whose tokens the ledger could not price (for `otlp_bridge_unpriced_model`)."""
+    return sorted({model for (model,) in totals_by(store, UNPRICED.name, "model")})
+
+
 def agents_summary(store: Store) -> dict[str, Any]:
     """Per agent: tokens by type, cost (and where it came from), requests, tool calls, sessions, cost
     per request, and the same per model; plus the models whose tokens could not be priced."""
