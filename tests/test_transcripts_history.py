@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from otlp_bridge.config import Settings
 from tests.support import RunningBridge, replay, settings_for_test
 from tests.test_transcripts import CAPTURES
 
@@ -42,9 +43,13 @@ def older_copy(session: str, into: Path, days: int) -> Path:
     return target
 
 
+def settings(tmp: Path) -> Settings:
+    return settings_for_test(tmp, budgets=[{"name": "monthly", "period": "month", "limit_usd": 1.0}])
+
+
 def bridge_with_telemetry(tmp: Path) -> None:
     """A bridge that saw the live sessions' telemetry, stopped: its state is on disk."""
-    bridge = RunningBridge(settings_for_test(tmp), clock=lambda: NOW)
+    bridge = RunningBridge(settings(tmp), clock=lambda: NOW)
     for session in LIVE:
         replay(bridge, CAPTURES / session / "otlp")
     bridge.stop()
@@ -58,10 +63,13 @@ def import_into(tmp: Path, *paths: Path, user: str = USER) -> str:
     return result.stdout
 
 
-def summary_and_totals(tmp: Path) -> tuple[dict[str, Any], float]:
-    bridge = RunningBridge(settings_for_test(tmp), clock=lambda: NOW)
+def summary_and_totals(tmp: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """/summary, and the live cost counters (Claude Code's and the cross-agent ledger's) from /metrics."""
+    bridge = RunningBridge(settings(tmp), clock=lambda: NOW)
     try:
-        return bridge.get_json("/summary"), bridge.scrape().total("claude_code_cost_usage_USD_total")
+        scrape = bridge.scrape()
+        return bridge.get_json("/summary"), {name: scrape.total(name) for name in (
+            "claude_code_cost_usage_USD_total", "coding_agent_cost_usd_total")}
     finally:
         bridge.stop()
 
@@ -84,6 +92,7 @@ def test_history_gains_the_days_before_telemetry_and_nothing_telemetry_covers(tm
     assert cost["today"] == pytest.approx(live, rel=1e-9)
     assert cost["all_time"] == pytest.approx(live, rel=1e-9)  # history only: the counters never jump
     assert totals == pytest.approx(live_total)
+    assert after["budgets"][0]["spent_usd"] == pytest.approx(cost["this_month"], rel=1e-9)  # budgets see it
     # Again, and with more transcripts in the same hours: nothing is counted twice.
     again = import_into(tmp_path, CAPTURES, *old)
     assert "history: 8 responses in 0 new or grown hourly buckets" in again
@@ -121,7 +130,7 @@ def test_a_missing_state_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_running_bridge_keeps_its_state_to_itself(tmp_path: Path) -> None:
-    bridge = RunningBridge(settings_for_test(tmp_path), clock=lambda: NOW)
+    bridge = RunningBridge(settings(tmp_path), clock=lambda: NOW)
     try:
         result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(CAPTURES), "--state-dir",
                                  str(tmp_path / "state")], capture_output=True, text=True, timeout=120, check=False)

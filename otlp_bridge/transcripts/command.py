@@ -127,7 +127,7 @@ def into_state(settings: Settings, directory: Path, usages: Sequence[Usage], pri
     state.open()
     try:
         state.load_into(bridge.store, series_ttl=0, now=bridge.store.clock())
-        result = import_usage(bridge.store, usages, prices, identity)
+        result = import_usage(bridge.store, usages, prices, identity, bridge.pipeline.steps)
         state.write(bridge.store.take_dirty())
     finally:
         state.close()

@@ -16,11 +16,12 @@ plan windows see imported hours exactly as they see telemetry.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from otlp_bridge.derive.pricing import PriceTable
 from otlp_bridge.families import COST, TOKENS
+from otlp_bridge.pipeline import DeriveStep
 from otlp_bridge.series import FamilyMeta, Kind, Labels, Observation, Temporality
 from otlp_bridge.store.accumulator import Store
 from otlp_bridge.store.history import History, local_hour
@@ -59,9 +60,11 @@ def _series_labels(usage: Usage, identity: Labels) -> Labels:
     return tuple(sorted(labels.items()))
 
 
-def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, identity: Labels) -> HistoryImport:
+def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, identity: Labels,
+                 steps: Sequence[DeriveStep] = ()) -> HistoryImport:
     """File the transcripts' usage in `store`'s history by the rule above; the store's totals stay as
-    they are. `identity` are the import's labels (e.g. user_id, device, team)."""
+    they are. `identity` are the import's labels (e.g. user_id, device, team); `steps` are the
+    bridge's derive steps, whose series (the cross-agent ledger budgets count) gain history the same way."""
     history = store.history
     if history is None:
         raise ValueError("this bridge keeps no period history")
@@ -95,4 +98,7 @@ def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, iden
     applied = store.apply(observations, history_only=True)
     result.imported_hours = applied.accepted
     result.rejected.update(applied.rejected)
+    # One round suffices: what the steps derive from cost and tokens derives nothing further.
+    derived = [obs for step in steps for obs in step(applied.applied, store.clock())]
+    result.rejected.update(store.apply(derived, history_only=True).rejected)
     return result
