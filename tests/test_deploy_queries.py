@@ -16,13 +16,16 @@ import pytest
 import yaml
 
 from tests.prometheus_server import Prometheus, binary
-from tests.support import CLAUDE, RunningBridge, api_requests, replay, settings_for_test
+from tests.support import CLAUDE, RunningBridge, api_requests, capture_requests, replay, settings_for_test
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "claude-code.json"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
 BUDGETS = [{"name": "monthly", "period": "month", "limit_usd": 0.02},
-           {"name": "platform", "period": "day", "limit_usd": 5.0, "match": {"team_id": "platform"}}]
+           {"name": "platform", "period": "day", "limit_usd": 5.0, "match": {"team": "platform"}}]
+# Token identities stamp `team`, the label the dashboard's Team variable and team budgets use.
+TOKENS = {"platform": "token-of-team-platform", "research": "token-of-team-research"}
+AUTH = {"tokens": [{"token": token, "labels": {"team": team}} for team, token in TOKENS.items()]}
 NOW = 1795382900.0  # the captures' own time, so budget periods hold their spend
 WAVE_1 = ("t1_http_protobuf_sayhi", "t3_grpc", "t18_git_commit", "t19_gh_pr", "t6_bash_allowed")
 WAVE_2 = ("t7_write_edit_acceptEdits", "t10_fail_reject_details", "t12_api_error_400", "t13_api_error_529",
@@ -47,17 +50,28 @@ def _rule_exprs() -> list[tuple[str, str]]:
     return [(rule.get("record") or rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
 
 
+def _replay_as(bridge: RunningBridge, run: Path, team: str) -> None:
+    """A run's requests sent with a team's token, over the transport each was recorded on."""
+    bearer = f"Bearer {TOKENS[team]}"
+    for req in capture_requests(run):
+        if req.transport == "grpc":
+            bridge.grpc_export(req.signal, req.body, gzip_="gzip" in run.name, metadata=(("authorization", bearer),))
+        else:
+            status, body, _ = bridge.post(req.http_path, req.body, {**req.http_headers, "Authorization": bearer})
+            assert status == 200, (req.path, status, body)
+
+
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     tmp = tmp_path_factory.mktemp("deploy")
-    bridge = RunningBridge(settings_for_test(tmp, budgets=BUDGETS), clock=lambda: NOW)
+    bridge = RunningBridge(settings_for_test(tmp, budgets=BUDGETS, auth=AUTH), clock=lambda: NOW)
     prometheus = Prometheus(tmp, [f"127.0.0.1:{bridge.ports.metrics}"], rule_files=(RULES,))
     try:
         for run in WAVE_1:
-            replay(bridge, CLAUDE / run)
+            _replay_as(bridge, CLAUDE / run, "platform")
         time.sleep(3)  # a few scrapes in between, so rates over the window are not zero
         for run in WAVE_2:
-            replay(bridge, CLAUDE / run)
+            _replay_as(bridge, CLAUDE / run, "research")
         prometheus.wait_for("claude_code_lines_of_code_count_total")
         prometheus.wait_for("claude_code:budget_used:ratio")
         time.sleep(2)
@@ -82,6 +96,37 @@ def test_dashboard_variables_have_values(fed: Prometheus) -> None:
         metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["definition"]).groups()  # type: ignore[union-attr]
         assert fed.label_values(label, metric), variable["name"]
     assert {v["name"] for v in variables if v["type"] == "datasource"} == {"datasource"}
+    (team,) = [v for v in queries if v["name"] == "team"]
+    assert set(fed.label_values("team", "claude_code_cost_usage_USD_total")) == set(TOKENS), team["definition"]
+    assert "__inputs" not in json.loads(DASHBOARD.read_text()), "no data source input nothing uses"
+
+
+def test_range_totals_equal_the_exact_totals(fed: Prometheus) -> None:
+    """Nothing existed an hour before these captures, so a range total over 1h is the whole total,
+    including series that appeared with their whole value (where increase() would read less)."""
+    panels = {p["title"]: p for p in _dashboard_panels()}
+    checks = {("Spend", 0): "sum(claude_code_cost_usage_USD_total)",
+              ("Tokens sent", 0): 'sum(claude_code_token_usage_tokens_total{type=~"input|cacheRead|cacheCreation"})'}
+    for (title, index), truth in checks.items():
+        (shown,) = fed.query(_grafana(panels[title]["targets"][index]["expr"]))
+        (exact,) = fed.query(truth)
+        assert float(shown["value"][1]) == pytest.approx(float(exact["value"][1]), rel=1e-12), title
+        assert float(exact["value"][1]) > 0
+
+
+def test_team_filter_narrows_every_filtered_panel(fed: Prometheus) -> None:
+    """With one team chosen, a panel that filters on it shows that team's part, not everyone's."""
+    narrowed = 0
+    for panel in _dashboard_panels():
+        for target in panel["targets"]:
+            if '$team"' not in target["expr"] or "histogram_quantile" in target["expr"]:
+                continue
+            everyone = sum(float(r["value"][1]) for r in fed.query(_grafana(target["expr"])))
+            platform = sum(float(r["value"][1]) for r in fed.query(_grafana(target["expr"].replace(
+                '"$team"', '"platform"'))))
+            assert platform <= everyone + 1e-9, (panel["title"], target["expr"])
+            narrowed += platform < everyone
+    assert narrowed >= 5, "the research team's wave must be filtered out of several panels"
 
 
 def test_dashboard_covers_every_section() -> None:
