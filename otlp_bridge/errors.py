@@ -42,10 +42,10 @@ ANSWERS: dict[ErrorKind, Answer] = {
     # More points/records than one request may carry: the whole request is refused (never cut),
     # with a status no OTLP exporter retries, so the sender sees it instead of looping.
     ErrorKind.TOO_MANY_ITEMS: Answer(grpc.StatusCode.INVALID_ARGUMENT, 413, False),
-    # A body that did not arrive within the read timeout. OTLP/HTTP exporters do not retry 408
-    # (gRPC ones do retry DEADLINE_EXCEEDED); a sender this slow has passed its own export
-    # timeout (10 s by default) anyway, so no Retry-After is promised.
-    ErrorKind.TIMEOUT: Answer(grpc.StatusCode.DEADLINE_EXCEEDED, 408, False),
+    # A body that did not arrive within the read timeout: a slow network, not bad data, so both
+    # transports tell the client to retry (OTLP/HTTP exporters do not retry 408; gRPC ones do retry
+    # DEADLINE_EXCEEDED), and the connection is closed.
+    ErrorKind.TIMEOUT: Answer(grpc.StatusCode.DEADLINE_EXCEEDED, 503, True),
     ErrorKind.UNAUTHENTICATED: Answer(grpc.StatusCode.UNAUTHENTICATED, 401, False),
     # Retryable ones carry Retry-After on HTTP; Claude Code retries 429/503 and UNAVAILABLE.
     ErrorKind.OVERLOADED: Answer(grpc.StatusCode.UNAVAILABLE, 503, True),
