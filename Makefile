@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
+	@echo "otlp-bridge is $(BIN)/otlp-bridge (or run: source $(BIN)/activate). In another terminal, here:"
+	@echo "  $(BIN)/otlp-bridge check               # a synthetic export, confirmed on /metrics, then removed"
+	@echo '  eval "$$($(BIN)/otlp-bridge env)"       # then start claude in that shell'
 	$(BIN)/otlp-bridge serve $(if $(CONFIG),--config $(CONFIG))
 
 lint: $(STAMP)
