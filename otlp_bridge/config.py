@@ -7,6 +7,7 @@ failing field listed.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 DEFAULT_DROP = ("session.id", "prompt.id", "event.sequence", "message.uuid",
                 # Prompt text: Gemini CLI's resource carries its whole argv (`-p "<prompt>"`) even with
                 # prompt logging off, and its router's free-text reasoning about the prompt.
@@ -65,6 +67,9 @@ class StateSettings(_Section):
     input_ttl: timedelta = timedelta(hours=1)
     input_retention: timedelta = timedelta(days=7)
     max_inputs_in_memory: int = Field(200_000, gt=0)
+    max_inputs_on_disk: int = Field(2_000_000, gt=0)  # past it the least recently seen go (never a live one)
+    history_retention: timedelta = timedelta(days=62)  # hourly spend/token history: budgets, burn rate, the page
+    max_history_buckets: int = Field(1_000_000, gt=0)  # past it the oldest hours go first (counted)
     maintenance_interval: timedelta = timedelta(seconds=10)
 
     @field_validator("dir")
@@ -77,10 +82,20 @@ class LimitSettings(_Section):
     max_request_bytes: int = Field(8 * 1024 * 1024, gt=0)
     max_decompressed_bytes: int = Field(32 * 1024 * 1024, gt=0)
     max_series: int = Field(200_000, gt=0)
+    max_families: int = Field(10_000, gt=0)  # distinct metric names; Claude Code sends 8, its events make ~25
     max_label_value_length: int = Field(1024, gt=0)
     max_inflight_requests: int = Field(256, gt=0)
     max_inflight_bytes: int = Field(128 * 1024 * 1024, gt=0)
     retry_after_seconds: int = Field(1, ge=0)
+    # Edges (SECURITY.md lists each with what a sender sees when it hits it).
+    read_timeout: timedelta = timedelta(seconds=10)  # one request body/message, from first byte to last
+    body_idle_timeout: timedelta = timedelta(seconds=5)  # silence between two chunks of one body
+    connection_idle_timeout: timedelta = timedelta(seconds=60)  # a connection with no request in progress
+    max_connections: int = Field(512, gt=0)  # open connections on the OTLP/HTTP port
+    grpc_max_concurrent_streams: int = Field(8, gt=0)  # per gRPC connection
+    max_points_per_request: int = Field(20_000, gt=0)
+    max_log_records_per_request: int = Field(20_000, gt=0)
+    max_json_depth: int = Field(32, gt=0)  # OTLP/JSON nests 12 deep; AnyValue lists/maps add more
 
 
 class LabelSettings(_Section):
@@ -136,10 +151,18 @@ class TlsSettings(_Section):
 
 
 class BudgetSettings(_Section):
-    name: str = Field(min_length=1)
-    period: Literal["day", "week", "month"] = "month"
-    limit_usd: float = Field(gt=0)
+    name: str = Field(min_length=1, max_length=200)
+    period: Literal["day", "week", "month", "5h"] = "month"  # 5h: a rolling window (this hour and the 4 before)
+    limit_usd: float = Field(gt=0, allow_inf_nan=False)
     match: dict[str, str] = Field(default_factory=dict)  # Prometheus label → value, e.g. {team = "platform"}
+
+    @field_validator("match")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(k for k in value if not _LABEL_NAME.fullmatch(k) or k.startswith("__"))
+        if bad:
+            raise ValueError(f"match keys must be Prometheus label names (team, user_id, …), not {bad}")
+        return value
 
 
 class PriceSettings(_Section):
@@ -245,6 +268,15 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     insights: InsightSettings = Field(default_factory=InsightSettings)
     remote_write: list[RemoteWriteSettings] = Field(default_factory=list)  # push to Prometheus receivers
+
+    @field_validator("budgets")
+    @classmethod
+    def _unique_budget_names(cls, value: list[BudgetSettings]) -> list[BudgetSettings]:
+        names = [budget.name for budget in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"budget names must be unique; repeated: {twice}")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -79,3 +79,20 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     for path, key in _keys(Settings):
         documented = f"{key} =" in text or f"[{path}]" in text or f"[[{path}]]" in text or f"[{path}." in text
         assert documented, f"{path} is not documented in config.example.toml"
+
+
+@pytest.mark.parametrize(("budgets", "message"), [
+    ([{"name": "a", "limit_usd": 1}, {"name": "a", "limit_usd": 2}], "budget names must be unique"),
+    ([{"name": "a", "limit_usd": 1, "match": {"team.id": "x"}}], "match keys must be Prometheus label names"),
+    ([{"name": "a", "limit_usd": 1, "match": {"__name__": "x"}}], "match keys must be Prometheus label names"),
+    ([{"name": "a", "limit_usd": 1, "period": "year"}], "budgets.0.period"),
+    ([{"name": "a", "limit_usd": float("inf")}], "budgets.0.limit_usd"),
+])
+def test_budgets_are_checked_at_start(budgets: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(None, budgets=budgets)
+
+
+def test_a_rolling_five_hour_budget_is_a_period() -> None:
+    settings = load_settings(None, budgets=[{"name": "block", "period": "5h", "limit_usd": 10, "match": {"team": "x"}}])
+    assert settings.budgets[0].period == "5h"
