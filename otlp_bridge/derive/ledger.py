@@ -63,7 +63,9 @@ def priced_cost(tokens: Mapping[str, float], price: Price) -> float:
 
 class _Increases:
     """Increases of ledger series within one batch, netted per series (an agent's cached tokens are
-    subtracted from its input of the same export), each filed at the newest point time it came from."""
+    subtracted from its input of the same export), each filed at the newest point time it came from.
+    A net below zero (cached tokens without their input, which no recorded agent sends apart) is
+    left to the store to refuse and count as `negative_delta`."""
 
     def __init__(self) -> None:
         self.values: dict[tuple[FamilyMeta, Labels], list[float]] = {}
@@ -86,38 +88,30 @@ class Ledger:
 
     def derive(self, applied: list[Applied], _now: float) -> list[Observation]:
         out = _Increases()
-        to_price = _Increases()  # tokens by (base labels, type) of agents that report no cost
+        to_price: dict[Labels, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        times: dict[Labels, int] = {}  # of agents that report no cost: tokens by type, per series
         for one in applied:
             source = SOURCES.get(one.family.name)
-            if source is None or not source.counts(dict(one.labels)):
+            raw = dict(one.labels)
+            if source is None or not source.counts(raw):
                 continue
             base = _base_labels(source, one.labels)
             if source.measure is not Measure.TOKENS:
                 extra = {"source": "reported"} if source.measure is Measure.COST else {}
                 out.add(_FAMILY[source.measure], with_labels(base, **extra), one.increase, one.time_ns)
                 continue
-            for token_type, sign in source.parts.get(dict(one.labels).get(source.key, ""), ()):
+            for token_type, sign in source.parts.get(raw.get(source.key, ""), ()):
                 out.add(TOKENS, with_labels(base, type=token_type), sign * one.increase, one.time_ns)
                 if source.agent not in REPORTS_COST:
-                    to_price.add(TOKENS, with_labels(base, type=token_type), sign * one.increase, one.time_ns)
-        self._price(to_price, out)
-        return out.observations()
-
-    def _price(self, tokens: _Increases, out: _Increases) -> None:
-        by_series: dict[Labels, dict[str, float]] = defaultdict(dict)
-        times: dict[Labels, int] = {}
-        for (_, labels), (value, time_ns) in tokens.values.items():
-            fields = dict(labels)
-            token_type = fields.pop("type")
-            base = tuple(fields.items())
-            by_series[base][token_type] = value
-            times[base] = max(times.get(base, 0), int(time_ns))
-        for base, by_type in by_series.items():
+                    to_price[base][token_type] += sign * one.increase
+                    times[base] = max(times.get(base, 0), one.time_ns)
+        for base, tokens in to_price.items():
             price = listed_price(self.prices, dict(base).get("model", ""))
             if price is None:
-                out.add(UNPRICED, base, sum(by_type.values()), times[base])
+                out.add(UNPRICED, base, sum(tokens.values()), times[base])
             else:
-                out.add(COST, with_labels(base, source="priced"), priced_cost(by_type, price), times[base])
+                out.add(COST, with_labels(base, source="priced"), priced_cost(tokens, price), times[base])
+        return out.observations()
 
 
 # --- read side: /summary ---------------------------------------------------------------------------
