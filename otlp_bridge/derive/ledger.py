@@ -122,7 +122,8 @@ def unpriced_models(store: Store) -> list[str]:
 
 def agents_summary(store: Store) -> dict[str, Any]:
     """Per agent: tokens by type, cost (and where it came from), requests, tool calls, sessions, cost
-    per request, and the same per model; plus the models whose tokens could not be priced."""
+    per request, and the same per model; plus the models whose tokens could not be priced. Dollars are
+    rounded to 1e-10 (float noise off, nothing a cent could notice), as the rest of /summary is."""
     tokens = totals_by(store, TOKENS.name, "agent", "model", "type")
     costs = totals_by(store, COST.name, "agent", "model", "source")
     unpriced = totals_by(store, UNPRICED.name, "agent", "model")
@@ -133,20 +134,21 @@ def agents_summary(store: Store) -> dict[str, Any]:
         def of(table: dict[tuple[str, ...], float], *match: str, agent: str = agent) -> float:
             return sum(v for key, v in table.items() if key[0] == agent and key[1:1 + len(match)] == match)
 
-        cost, requests = of(costs), counts[REQUESTS.name].get((agent,), 0.0)
+        cost, requests = round(of(costs), 10), counts[REQUESTS.name].get((agent,), 0.0)
         models = sorted({key[1] for table in (tokens, costs) for key in table if key[0] == agent})
         rows.append({
             "agent": agent,
             "cost_usd": cost,
             "cost_sources": sorted({key[2] for key in costs if key[0] == agent}),
-            "tokens": {t: sum(v for (a, _, tt), v in tokens.items() if a == agent and tt == t) for t in TOKEN_TYPES},
+            "tokens": {t: sum((v for (a, _, tt), v in tokens.items() if a == agent and tt == t), 0.0)
+                       for t in TOKEN_TYPES},
             "requests": requests,
             "tool_calls": counts[TOOL_CALLS.name].get((agent,), 0.0),
             "sessions": counts[SESSIONS.name].get((agent,), 0.0),
-            "cost_per_request_usd": cost / requests if requests else None,
-            "models": [{"model": m, "cost_usd": of(costs, m), "tokens": of(tokens, m)} for m in models],
+            "cost_per_request_usd": round(cost / requests, 10) if requests else None,
+            "models": [{"model": m, "cost_usd": round(of(costs, m), 10), "tokens": of(tokens, m)} for m in models],
             "unpriced_models": sorted(m for (a, m) in unpriced if a == agent),
         })
     rows.sort(key=lambda row: float(row["cost_usd"]), reverse=True)
-    return {"agents": rows, "cost_usd": sum(float(row["cost_usd"]) for row in rows),
+    return {"agents": rows, "cost_usd": round(sum(float(row["cost_usd"]) for row in rows), 10),
             "tokens": {t: sum(float(row["tokens"][t]) for row in rows) for t in TOKEN_TYPES}}
