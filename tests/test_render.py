@@ -42,7 +42,7 @@ def render(families: list[FamilySnapshot], tail: list[Metric], fmt: Format,
            omitted: Counter[str] | None = None) -> str:
     taken = FamilyNames(tail_names(tail))
     body = Renderer().families(families, fmt, taken, Counter() if omitted is None else omitted)
-    return (body + Renderer.tail(tail, fmt)).decode()
+    return (b"".join(body) + Renderer.tail(tail, fmt)).decode()
 
 
 def promtool_check(text: str) -> None:
@@ -183,7 +183,7 @@ def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it
     store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(3000)])
     scrapes = Scrapes(store, list, Counter())
 
-    async def scrape_many(n: int) -> list[tuple[bytes, bytes]]:
+    async def scrape_many(n: int) -> list[tuple[list[bytes], bytes]]:
         return list(await asyncio.gather(*(scrapes.body(OPENMETRICS) for _ in range(n))))
 
     bodies = asyncio.run(scrape_many(20))
@@ -194,7 +194,7 @@ def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it
     _add(store, (("i", "0"),), 1.0)
     (bulk, tail), = asyncio.run(scrape_many(1))
     assert scrapes.renderings == 2
-    assert 'many_total{i="0"} 2.0' in bulk.decode()
+    assert 'many_total{i="0"} 2.0' in b"".join(bulk).decode()
     assert tail == b"# EOF\n"
 
 

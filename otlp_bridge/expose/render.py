@@ -59,7 +59,9 @@ def value_text(value: float) -> str:
 
 
 def escape_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    if "\\" in value or '"' in value or "\n" in value:  # rarely: skip three copies when none is there
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
 
 
 def escape_help(text: str, fmt: Format) -> str:
@@ -75,27 +77,47 @@ def tail_names(metrics: Iterable[Metric]) -> list[tuple[str, Kind]]:
             for m in metrics]
 
 
+# A label set's rendered form: `{a="x",b="y"}` ('' for none; None when a name is not a valid,
+# unreserved label name), and the OpenMetrics `_created` tail last written for it (created, text).
+_Entry = tuple[str | None, float, str]
+_LINES_PER_CHUNK = 8192  # lines joined and encoded at a time: no single string of the whole body
+
+
 class Renderer:
-    """Renders snapshots; one instance per process so label sets are formatted once."""
+    """Renders snapshots; one instance per process so each label set is formatted once. Safe to use
+    from two threads at once (one per format): entries are replaced whole, never edited."""
 
     def __init__(self) -> None:
-        self._labels: dict[Labels, str | None] = {}
+        self._labels: dict[Labels, _Entry] = {}
+        self._valid_names: dict[tuple[str, ...], bool] = {}  # a family's series mostly share one
 
-    def _label_text(self, labels: Labels) -> str | None:
-        """`{a="x",b="y"}` (or '' for none); None when a name is not a valid, unreserved label name."""
-        text = self._labels.get(labels, "")
-        if text == "" and labels:
-            names = [k for k, _ in labels]
-            valid = all(map(is_label_name, names)) and len(set(names)) == len(names)
-            text = "{" + ",".join(f'{k}="{escape_value(v)}"' for k, v in labels) + "}" if valid else None
+    def _entry(self, labels: Labels) -> _Entry:
+        entry = self._labels.get(labels)
+        if entry is None:
+            names = tuple(k for k, _ in labels)
+            valid = self._valid_names.get(names)
+            if valid is None:
+                valid = all(map(is_label_name, names)) and len(set(names)) == len(names)
+                if len(self._valid_names) >= _LABEL_CACHE_LIMIT:
+                    self._valid_names.clear()
+                self._valid_names[names] = valid
+            text = ("{" + ",".join([f'{k}="{escape_value(v)}"' for k, v in labels]) + "}" if labels else "") \
+                if valid else None
             if len(self._labels) >= _LABEL_CACHE_LIMIT:
                 self._labels.clear()  # crude but bounded; the next scrape refills what is live
-            self._labels[labels] = text
-        return text
+            entry = self._labels[labels] = (text, 0.0, "")
+        return entry
+
+    def _created(self, labels: Labels, entry: _Entry, created: float) -> str:
+        """`{labels} <created>\n`, formatted once per series (its creation time does not change)."""
+        if entry[1] != created:
+            entry = self._labels[labels] = (entry[0], created, f"{entry[0]} {value_text(created)}\n")
+        return entry[2]
 
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
-                 omitted: Counter[str]) -> bytes:
-        """The store's families; `taken` holds the names already exposed (and gains these)."""
+                 omitted: Counter[str]) -> list[bytes]:
+        """The store's families, in chunks; `taken` holds the names already exposed (and gains these)."""
+        chunks: list[bytes] = []
         out: list[str] = []
         for meta, samples in snap:
             if taken.refusal(meta.name, meta.kind):
@@ -105,43 +127,47 @@ class Renderer:
             name = openmetrics_name(meta.name, meta.kind) if fmt.openmetrics else meta.name
             help_ = escape_help(help_text(meta.help, meta.name), fmt)
             out.append(f"# HELP {name} {help_}\n# TYPE {name} {meta.kind.value}\n")
-            if meta.kind is Kind.HISTOGRAM:
-                self._histograms(out, name, samples, fmt, omitted)  # type: ignore[arg-type]
-            elif meta.kind is Kind.COUNTER:
-                self._counters(out, name, samples, fmt, omitted)  # type: ignore[arg-type]
-            else:
-                self._gauges(out, name, samples, omitted)  # type: ignore[arg-type]
-        return "".join(out).encode("utf-8", "replace")
+            render = (self._histograms if meta.kind is Kind.HISTOGRAM else
+                      self._counters if meta.kind is Kind.COUNTER else self._gauges)
+            for start in range(0, len(samples), _LINES_PER_CHUNK):
+                render(out, name, samples[start:start + _LINES_PER_CHUNK], fmt, omitted)  # type: ignore[operator]
+                chunks.append("".join(out).encode("utf-8", "replace"))
+                out.clear()
+        if out:
+            chunks.append("".join(out).encode("utf-8", "replace"))
+        return chunks
 
-    def _gauges(self, out: list[str], name: str, samples: list[tuple[Labels, float, float]],
+    def _gauges(self, out: list[str], name: str, samples: list[tuple[Labels, float, float]], _: Format,
                 omitted: Counter[str]) -> None:
-        label_text = self._label_text
-        for labels, value, _ in samples:
-            text = label_text(labels)
+        entry_of, append = self._entry, out.append
+        for labels, value, _created in samples:
+            text = entry_of(labels)[0]
             if text is None:
                 omitted["invalid_label_name"] += 1
                 continue
-            out.append(f"{name}{text} {value_text(value)}\n")
+            append(f"{name}{text} {repr(value) if value - value == 0 else value_text(value)}\n")
 
     def _counters(self, out: list[str], name: str, samples: list[tuple[Labels, float, float]], fmt: Format,
                   omitted: Counter[str]) -> None:
-        label_text = self._label_text
+        entry_of, created_of, append = self._entry, self._created, out.append
         total = name + "_total" if fmt.openmetrics else name
         created_name = name + "_created"
         for labels, value, created in samples:
-            text = label_text(labels)
-            if text is None or not value >= 0:  # `not >=` is also true for NaN
+            entry = entry_of(labels)
+            text = entry[0]
+            if text is None or not 0 <= value < math.inf:  # also false for NaN
                 omitted["invalid_label_name" if text is None else "invalid_counter"] += 1
                 continue
             if fmt.openmetrics and created > 0:
-                out.append(f"{total}{text} {value_text(value)}\n{created_name}{text} {value_text(created)}\n")
+                append(f"{total}{text} {value!r}\n{created_name}{created_of(labels, entry, created)}")
             else:
-                out.append(f"{total}{text} {value_text(value)}\n")
+                append(f"{total}{text} {value!r}\n")
 
     def _histograms(self, out: list[str], name: str, samples: list[tuple[Labels, HistogramSnapshot, float]],
                     fmt: Format, omitted: Counter[str]) -> None:
         for labels, value, created in samples:
-            text = self._label_text(labels)
+            entry = self._entry(labels)
+            text = entry[0]
             if text is None:
                 omitted["invalid_label_name"] += 1
                 continue
@@ -157,7 +183,7 @@ class Renderer:
             else:
                 omitted["openmetrics_histogram_sum"] += 1
             if created > 0:
-                out.append(f"{name}_created{text} {value_text(created)}\n")
+                out.append(f"{name}_created{self._created(labels, entry, created)}")
 
     @staticmethod
     def tail(metrics: list[Metric], fmt: Format) -> bytes:

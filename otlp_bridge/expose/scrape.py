@@ -30,18 +30,18 @@ class Scrapes:
         self._tail = tail  # derived and self families, computed on the loop per scrape
         self._omitted = omitted  # (endpoint, reason) -> count, shown by the self families
         self._renderer = Renderer()
-        self._bodies: dict[Format, tuple[Key, bytes]] = {}
-        self._pending: dict[Format, asyncio.Future[bytes]] = {}
+        self._bodies: dict[Format, tuple[Key, list[bytes]]] = {}
+        self._pending: dict[Format, asyncio.Future[list[bytes]]] = {}
         self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
 
-    async def body(self, fmt: Format) -> tuple[bytes, bytes]:
-        """The store's families and the rest (ending in `# EOF` for OpenMetrics)."""
+    async def body(self, fmt: Format) -> tuple[list[bytes], bytes]:
+        """The store's families (in chunks) and the rest (ending in `# EOF` for OpenMetrics)."""
         tail_metrics = self._tail()
         seed = (*_DERIVED, *tail_names(tail_metrics))
         bulk = await self._bulk(fmt, (self._store.version, seed))
         return bulk, await asyncio.to_thread(Renderer.tail, tail_metrics, fmt)
 
-    async def _bulk(self, fmt: Format, key: Key) -> bytes:
+    async def _bulk(self, fmt: Format, key: Key) -> list[bytes]:
         cached = self._bodies.get(fmt)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -51,7 +51,7 @@ class Scrapes:
             pending.add_done_callback(lambda _: self._pending.pop(fmt, None))
         return await asyncio.shield(pending)  # one scraper hanging up must not cancel the others' body
 
-    async def _render(self, fmt: Format, key: Key) -> bytes:
+    async def _render(self, fmt: Format, key: Key) -> list[bytes]:
         snap = await snapshot(self._store)
         omitted: Counter[str] = Counter()
         body = await asyncio.to_thread(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted)
@@ -64,11 +64,11 @@ class Scrapes:
     async def respond(self, request: web.Request, fmt: Format) -> web.StreamResponse:
         bulk, tail = await self.body(fmt)
         response = web.StreamResponse(headers={"Content-Type": fmt.content_type})
-        response.content_length = len(bulk) + len(tail)
+        response.content_length = sum(map(len, bulk)) + len(tail)
         await response.prepare(request)
-        view = memoryview(bulk)  # slices share the cached body: no copy per scraper
-        for start in range(0, len(view), WRITE_CHUNK):
-            await response.write(view[start:start + WRITE_CHUNK])
-        await response.write(tail)
+        for chunk in (*bulk, tail):
+            view = memoryview(chunk)  # slices share the cached body: no copy per scraper
+            for start in range(0, len(view), WRITE_CHUNK):
+                await response.write(view[start:start + WRITE_CHUNK])
         await response.write_eof()
         return response
