@@ -32,6 +32,8 @@ from pydantic_settings import (
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 DEFAULT_DROP = ("session.id", "prompt.id", "event.sequence", "message.uuid",
+                # Codex's session and turn ids (on its reported turn cost): one series per turn otherwise.
+                "conversation.id", "turn.id",
                 # Prompt text: Gemini CLI's resource carries its whole argv (`-p "<prompt>"`) even with
                 # prompt logging off, and its router's free-text reasoning about the prompt.
                 "process.command_args", "routing.reasoning")
