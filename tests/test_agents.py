@@ -203,6 +203,8 @@ def test_codex_reported_turn_cost_stays_raw_and_is_not_added(bridge: RunningBrid
     polls = [json.loads(line) for line in (run / "api_usage.jsonl").read_text().splitlines()]
     reported = sum(float(t["total_usd"]) for row in polls for t in row.get("turns", ()))
     assert scrape.total("codex_turn_cost_microusd_total") == pytest.approx(reported * 1e6)
+    (cost,) = scrape.series("codex_turn_cost_microusd_total")  # turn and conversation ids dropped: one series
+    assert "turn_id" not in cost
     assert {s["source"] for s in scrape.series(LEDGER_COST)} == {"priced"}
     # Two of the three responses were the user's turn, one the hidden thread-title conversation.
     assert scrape.total("coding_agent_sessions_total", agent="codex") == 2
