@@ -30,7 +30,12 @@ _DOUBLE = struct.Struct("<d")
 Sample = tuple[int, float]  # (Unix milliseconds, value)
 
 
+_ONE_BYTE = [bytes([i]) for i in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     value &= (1 << 64) - 1  # int64 on the wire is two's complement
     out = bytearray()
     while value >= 0x80:
@@ -45,8 +50,23 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _sample(timestamp_ms: int, value: float) -> bytes:
-    return _field(2, b"\x09" + _DOUBLE.pack(value) + b"\x10" + _varint(timestamp_ms))
+class _Samples:
+    """Encoded Sample fields; the timestamp's bytes are shared by every series of one push."""
+
+    def __init__(self) -> None:
+        self._stamps: dict[int, tuple[bytes, bytes]] = {}
+
+    def encode(self, samples: Iterable[Sample]) -> bytes:
+        out = []
+        for timestamp, value in samples:
+            stamp = self._stamps.get(timestamp)
+            if stamp is None:
+                tail = b"\x10" + _varint(timestamp)
+                stamp = self._stamps[timestamp] = (b"\x12" + _varint(9 + len(tail)) + b"\x09", tail)
+                if len(self._stamps) > 64:  # a push uses one or a few; keep the newest
+                    del self._stamps[next(iter(self._stamps))]
+            out.append(stamp[0] + _DOUBLE.pack(value) + stamp[1])
+        return b"".join(out)
 
 
 class Encoder:
@@ -55,6 +75,16 @@ class Encoder:
     def __init__(self, extra_labels: dict[str, str] | None = None) -> None:
         self._extra = tuple(sorted((extra_labels or {}).items()))
         self._labels: dict[tuple[str, Labels], bytes] = {}
+        self._pairs: dict[tuple[str, str], bytes] = {}
+        self._samples = _Samples()
+
+    def _pair(self, name: str, value: str) -> bytes:
+        encoded = self._pairs.get((name, value))
+        if encoded is None:
+            if len(self._pairs) >= _LABEL_CACHE_LIMIT:
+                self._pairs.clear()
+            encoded = self._pairs[name, value] = _field(1, _field(1, name.encode()) + _field(2, value.encode()))
+        return encoded
 
     def labels(self, name: str, labels: Labels) -> bytes:
         key = (name, labels)
@@ -64,8 +94,7 @@ class Encoder:
             merged = dict(self._extra)
             merged.update(labels)
             merged["__name__"] = name
-            encoded = b"".join(_field(1, _field(1, k.encode()) + _field(2, v.encode()))
-                               for k, v in sorted(merged.items()))
+            encoded = b"".join(self._pair(k, v) for k, v in sorted(merged.items()))
             if len(self._labels) >= _LABEL_CACHE_LIMIT:
                 self._labels.clear()  # bounded; the next push refills what is live
             self._labels[key] = encoded
@@ -73,7 +102,8 @@ class Encoder:
 
     def request(self, series: Iterable[tuple[str, Labels, Iterable[Sample]]]) -> bytes:
         """One WriteRequest, snappy-compressed; each series' samples must be in time order."""
-        body = b"".join(
-            _field(1, self.labels(name, labels) + b"".join(_sample(t, v) for t, v in samples))
-            for name, labels, samples in series)
-        return bytes(cramjam.snappy.compress_raw(body))
+        parts = []
+        for name, labels, samples in series:
+            body = self.labels(name, labels) + self._samples.encode(samples)
+            parts.append(b"\x0a" + _varint(len(body)) + body)
+        return bytes(cramjam.snappy.compress_raw(b"".join(parts)))
