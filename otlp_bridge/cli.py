@@ -24,7 +24,7 @@ from otlp_bridge.health import check_health
 from otlp_bridge.logs import configure
 from otlp_bridge.startup import SettingError
 from otlp_bridge.store.persist import SqliteState, StateError
-from otlp_bridge.store.statedir import start_fresh
+from otlp_bridge.store.statedir import StateDirError, start_fresh
 from otlp_bridge.transcripts.command import add_import_command
 
 
@@ -49,8 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _state_dir_problem(exc: OSError, settings: Settings) -> Exception:
-    """An OS error about a path under `state.dir` is that setting's problem; any other stays as it is."""
+    """The state directory's refusal, or an OS error about a path under it, is `state.dir`'s problem;
+    any other stays as it is."""
     state_dir = settings.state.dir
+    if isinstance(exc, StateDirError):
+        return SettingError("state.dir", state_dir, str(exc))
     if exc.filename is not None and str(exc.filename).startswith(str(state_dir)):
         return SettingError("state.dir", state_dir, f"{exc.strerror or exc} ({exc.filename}); choose a directory "
                             "this user can create and write")
