@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from otlp_bridge.cli import main
 from otlp_bridge.client_env import agent_setup
 from otlp_bridge.decode import Signal, decode_json, decode_protobuf
-from otlp_bridge.derive.ledger import priced_cost
+from otlp_bridge.derive.ledger import agent_cost_insights, priced_cost
 from otlp_bridge.derive.pricing import PriceTable, listed_price
 from otlp_bridge.translate.agents import Agent, recognise
 from tests.support import (
@@ -371,3 +371,18 @@ def test_an_unlisted_model_is_counted_not_guessed(tmp_path: Path, priced: bool) 
             assert agents["codex"]["unpriced_models"] == ["gpt-5.1-codex-mini"]
     finally:
         running.stop()
+
+
+def test_agents_compared_per_request_for_insights(bridge: RunningBridge) -> None:
+    replay(bridge, CLAUDE / "t7_write_edit_acceptEdits")
+    replay_recorded(bridge, OTHER / "codex-0.169.0" / "two-tools-grpc")
+    store = bridge.bridge.store
+    assert agent_cost_insights(store, min_requests=4) == []  # Codex made 3: no comparison yet
+    (insight,) = agent_cost_insights(store, min_requests=1)
+    rows = {row["agent"]: row for row in bridge.get_json("/summary")["agents"]["agents"]}
+    claude, codex = rows["claude-code"], rows["codex"]
+    assert claude["cost_per_request_usd"] > codex["cost_per_request_usd"]
+    assert insight["scope"] == {"agent": "claude-code"}
+    assert insight["potential_savings_usd"] == pytest.approx(
+        (claude["cost_per_request_usd"] - codex["cost_per_request_usd"]) * claude["requests"])
+    assert f"${codex['cost_per_request_usd']:,.4f} on codex (3 requests)" in insight["message"]

@@ -152,3 +152,21 @@ def agents_summary(store: Store) -> dict[str, Any]:
     rows.sort(key=lambda row: float(row["cost_usd"]), reverse=True)
     return {"agents": rows, "cost_usd": round(sum(float(row["cost_usd"]) for row in rows), 10),
             "tokens": {t: sum(float(row["tokens"][t]) for row in rows) for t in TOKEN_TYPES}}
+
+
+def agent_cost_insights(store: Store, min_requests: float = 10) -> list[dict[str, Any]]:
+    """For /insights: what a model request costs on each agent that made at least `min_requests`, when
+    there are two or more such agents. The saving is what the priciest agent's requests would have cost
+    at the cheapest agent's average: an upper bound, since their tasks may differ."""
+    rows = [row for row in agents_summary(store)["agents"]
+            if row["requests"] >= min_requests and row["cost_per_request_usd"] is not None]
+    if len(rows) < 2:  # a comparison needs two sides
+        return []
+    rows.sort(key=lambda row: float(row["cost_per_request_usd"]), reverse=True)
+    dearest, cheapest = rows[0], rows[-1]
+    each = ", ".join(f"${row['cost_per_request_usd']:,.4f} on {row['agent']} ({row['requests']:,.0f} requests)"
+                     for row in rows)
+    saving = (dearest["cost_per_request_usd"] - cheapest["cost_per_request_usd"]) * dearest["requests"]
+    return [{"type": "agent_cost_per_request", "severity": "info",
+             "message": f"A model request costs {each}; tasks differ between agents, so compare like with like.",
+             "potential_savings_usd": round(saving, 10), "scope": {"agent": dearest["agent"]}}]
