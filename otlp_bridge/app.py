@@ -24,7 +24,7 @@ from otlp_bridge.derive.ledger import Ledger
 from otlp_bridge.derive.pricing import Price, PriceTable
 from otlp_bridge.expose import api
 from otlp_bridge.expose.derived import derived_families
-from otlp_bridge.families import CLAUDE_CODE_COUNTERS, COST, DERIVED_GAUGES, OWN_FAMILIES, TOKENS
+from otlp_bridge.families import API_REQUESTS, CLAUDE_CODE_COUNTERS, COST, DERIVED_GAUGES, OWN_FAMILIES, TOKENS
 from otlp_bridge.logs import digest_every
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.push.remote import RemoteWriter, remote_families
@@ -106,7 +106,9 @@ class Bridge:
             input_ttl=state_settings.input_ttl.total_seconds(),
             max_inputs_in_memory=state_settings.max_inputs_in_memory,
         )
-        history = History({COST, TOKENS, ledger.COST.name, ledger.TOKENS.name}, ZoneInfo(settings.timezone),
+        # API requests too: plan windows count them (derive/blocks.py)
+        history = History({COST, TOKENS, API_REQUESTS.name, ledger.COST.name, ledger.TOKENS.name},
+                          ZoneInfo(settings.timezone),
                           retention_hours=int(state_settings.history_retention.total_seconds() // 3600),
                           max_buckets=state_settings.max_history_buckets)
         # Every family the bridge exposes itself holds its names first: no client family can clash.

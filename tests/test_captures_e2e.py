@@ -53,7 +53,7 @@ def test_t7_write_edit_lines_and_decisions_and_nothing_else(bridge: RunningBridg
         *(f"claude_code_{h}_{suffix}" for h in histograms for suffix in ("bucket", "count", "sum")),
         # derived
         "claude_code_cache_hit_ratio", "claude_code_cache_savings_usd", "claude_code_spend_usd",
-        *(f"claude_code_plan_window_{g}" for g in ("spent_usd", "tokens", "end_timestamp_seconds",
+        *(f"claude_code_plan_window_{g}" for g in ("spent_usd", "tokens", "requests", "end_timestamp_seconds",
                                                      "burn_rate_usd_per_hour", "projected_usd")),
         # the cross-agent ledger
         *(f"coding_agent_{c}_total" for c in ("tokens", "cost_usd", "requests", "tool_calls", "sessions")),

@@ -116,6 +116,7 @@ def test_plan_windows_budgets_people_tools_and_insights(page: Page) -> None:
     assert blocks
     assert probed["blocks"] == [usd(w["cost_usd"]) for w in blocks][:8]
     assert all(w["start"].startswith("2026-11-23T08:00") for w in blocks)  # floored to the first activity's hour
+    assert (blocks[0]["cost_usd"], blocks[0]["requests"]) == (pytest.approx(COST["s1_opus_tools_vary"]), 4)
     budget = s["budgets"][0]
     assert probed["gauges"] == [f'{budget["used_ratio"] * 100:.1f}%']
     assert usd(budget["forecast_usd"]) in probed["budget"][0]

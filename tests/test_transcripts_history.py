@@ -105,8 +105,8 @@ def test_a_bucket_grows_by_what_is_new(tmp_path: Path) -> None:
     s7 = older_copy("s7_stream_error", tmp_path / "t", days=2)  # same model, project and hour as s5
     import_into(tmp_path, s5)
     out = import_into(tmp_path, s5, s7)
-    # s7 lands in s5's series and hour: each of their buckets (cost, four token types) grows by s7's part
-    assert "history: 4 responses in 5 new or grown hourly buckets" in out
+    # s7 lands in s5's series and hour: each of their buckets (cost, four token types, requests) grows
+    assert "history: 4 responses in 6 new or grown hourly buckets" in out
     month = summary_and_totals(tmp_path)[0]["cost_usd"]["this_month"]
     assert month == pytest.approx(sum(COST[s] for s in LIVE) + COST["s5_write_edit"] + COST["s7_stream_error"],
                                   rel=1e-9)

@@ -10,7 +10,8 @@ telemetry when the import names no user):
    (a re-import, or one after the transcripts grew), never loses any (old transcripts age out).
 
 The history's hours are local hours in the bridge's timezone, so budgets, forecasts, daily spend and
-plan windows see imported hours exactly as they see telemetry.
+plan windows see imported hours exactly as they see telemetry. Each response counts as one API
+request where the history keeps requests (plan windows count them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from otlp_bridge.derive.pricing import PriceTable
-from otlp_bridge.families import COST, TOKENS
+from otlp_bridge.families import API_REQUESTS, COST, TOKENS
 from otlp_bridge.pipeline import DeriveStep
 from otlp_bridge.series import FamilyMeta, Kind, Labels, Observation, Temporality
 from otlp_bridge.store.accumulator import Store
@@ -31,7 +32,8 @@ from otlp_bridge.transcripts.reader import Usage
 SOURCE = ("source", "transcripts")
 # As Claude Code describes its instruments, so a family first made by an import reads like the live one.
 FAMILIES = {COST: FamilyMeta(COST, Kind.COUNTER, "Cost of the Claude Code session"),
-            TOKENS: FamilyMeta(TOKENS, Kind.COUNTER, "Number of tokens used")}
+            TOKENS: FamilyMeta(TOKENS, Kind.COUNTER, "Number of tokens used"),
+            API_REQUESTS.name: API_REQUESTS}
 _EPSILON = 1e-12  # float noise between a sum and the same sum filed before
 
 
@@ -85,6 +87,8 @@ def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, iden
         price = prices.price(usage.model)
         if price is not None:
             wanted[COST, labels, hour] = wanted.get((COST, labels, hour), 0.0) + cost_of(usage, price)
+        if API_REQUESTS.name in history.families:  # one response, one request
+            wanted[API_REQUESTS.name, labels, hour] = wanted.get((API_REQUESTS.name, labels, hour), 0.0) + 1
     observations = []
     for (family, labels, hour), value in sorted(wanted.items()):
         held = history.buckets.get((family, labels), {}).get(hour, 0.0)
@@ -99,6 +103,7 @@ def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, iden
     result.imported_hours = applied.accepted
     result.rejected.update(applied.rejected)
     # One round suffices: what the steps derive from cost and tokens derives nothing further.
-    derived = [obs for step in steps for obs in step(applied.applied, store.clock())]
+    derived = [obs for step in steps for obs in step(applied.applied, store.clock())
+               if obs.family.name in history.families]
     result.rejected.update(store.apply(derived, history_only=True).rejected)
     return result
