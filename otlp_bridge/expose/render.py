@@ -159,7 +159,8 @@ class Renderer:
                 omitted["invalid_label_name" if text is None else "invalid_counter"] += 1
                 continue
             if fmt.openmetrics and created > 0:
-                append(f"{total}{text} {value!r}\n{created_name}{created_of(labels, entry, created)}")
+                tail = entry[2] if entry[1] == created else created_of(labels, entry, created)
+                append(f"{total}{text} {value!r}\n{created_name}{tail}")
             else:
                 append(f"{total}{text} {value!r}\n")
 

@@ -34,8 +34,8 @@ async def snapshot(store: Store) -> list[FamilySnapshot]:
         items = list(family.series.items())  # the dict may grow while we yield
         samples: list[Sample] = []
         for start in range(0, len(items), CHUNK):
-            samples.extend((labels, series.value if isinstance(series, Total) else _histogram_snapshot(series),
-                            series.created) for labels, series in items[start:start + CHUNK])
+            samples.extend([(labels, series.value if type(series) is Total else _histogram_snapshot(series),
+                             series.created) for labels, series in items[start:start + CHUNK]])
             if len(items) > CHUNK:
                 await asyncio.sleep(0)
         families.append((family.meta, samples))
