@@ -53,8 +53,8 @@ def _no_write_premium(input_: float, output: float, cache_read: float) -> Price:
 # Standard tier, prompts up to 200k tokens (the metrics cannot tell a request's size); reasoning and
 # thinking tokens are billed as output. Read 2026-11-23.
 DEFAULT_PRICES.update({
-    # OpenAI: developers.openai.com/api/docs/pricing and the model pages (gpt-5-codex: 1.25/0.125/10);
-    # cached input is a tenth of input on the GPT-5 family.
+    # OpenAI: developers.openai.com/api/docs/pricing and its model pages (gpt-5-codex's: 1.25/0.125/10),
+    # as transcribed June-November 2026; cached input is a tenth of input on the GPT-5 family.
     "gpt-5.5": _no_write_premium(5.0, 30.0, 0.50),
     "gpt-5.4": _no_write_premium(2.50, 15.0, 0.25),
     "gpt-5.4-mini": _no_write_premium(0.75, 4.50, 0.075),
