@@ -92,3 +92,18 @@ def input_key(*parts: object) -> bytes:
     """The identity of an input series as a 16-byte digest: what temporality and replay state are
     kept under, in memory and on disk, for a fraction of the size of the parts themselves."""
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
+
+
+# Label pairs shared by many series (job, user, model, …) are held once: a series' labels then cost
+# little more than a tuple of pointers. Bounded: past the cap the table starts over (sharing is lost
+# for what came before, nothing else).
+_PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
+_MAX_PAIRS = 1 << 20
+
+
+def intern_labels(labels: Labels) -> Labels:
+    """`labels` built from pairs already held, where there are such."""
+    if len(_PAIRS) > _MAX_PAIRS:
+        _PAIRS.clear()
+    pairs = _PAIRS
+    return tuple([pairs.setdefault(pair, pair) for pair in labels])

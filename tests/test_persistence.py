@@ -11,6 +11,7 @@ import pytest
 
 from otlp_bridge.app import Bridge
 from otlp_bridge.series import FamilyMeta, Kind, Observation, Temporality, input_key
+from otlp_bridge.store import journal
 from otlp_bridge.store.accumulator import Limits, Store, Uptime
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
 from tests.builders import Clock
@@ -20,11 +21,12 @@ TOKENS = "claude_code_token_usage_tokens_total"
 
 
 def test_totals_and_replay_memory_survive_a_restart(tmp_path: Path) -> None:
-    first = RunningBridge(settings_for_test(tmp_path))
+    now = 1795382900.0  # one fixed moment: plan-window burn rates on /metrics move with the clock
+    first = RunningBridge(settings_for_test(tmp_path), clock=lambda: now)
     replay(first, CLAUDE / "t7_write_edit_acceptEdits")
     before = first.scrape().samples()
     first.stop()
-    second = RunningBridge(settings_for_test(tmp_path))
+    second = RunningBridge(settings_for_test(tmp_path), clock=lambda: now)
     try:
         restored = second.scrape()
         assert {k: v for k, v in restored.samples().items() if k[0].startswith("claude_code")} == \
@@ -259,3 +261,66 @@ def test_a_restart_mid_burn_window_and_mid_session_changes_nothing(tmp_path: Pat
         assert second.scrape().total("claude_code_session_duration_seconds_sum") == duration
     finally:
         second.stop()
+
+
+# --- the journal: what a crash leaves, and what it cannot -------------------------------------------
+def _journaled_then_crashed(state_dir: Path, values: list[float]) -> Path:
+    """One group commit per value into the journal, no checkpoint, files left as a kill -9 leaves them."""
+    state = SqliteState(state_dir)
+    state.open()
+    store = Store(backing=state)
+
+    async def commit_each() -> None:
+        for i, value in enumerate(values):
+            store.apply([_obs("a", i, i + 1, value, Temporality.DELTA)])
+            await state.commit(store, state.changed())
+
+    asyncio.run(commit_each())
+    assert state._journal is not None
+    segment = journal.segment_path(state_dir, state._journal.seq)
+    state.close()
+    return segment
+
+
+def _restored_total(state_dir: Path) -> float | None:
+    state = SqliteState(state_dir)
+    state.open()
+    try:
+        store = Store(backing=state)
+        state.load_into(store, series_ttl=0, now=0)
+        return store.value("c_total", (("job", "x"),))
+    finally:
+        state.close()
+
+
+def test_acknowledged_commits_survive_in_the_journal_and_a_torn_tail_is_cut_off(tmp_path: Path) -> None:
+    segment = _journaled_then_crashed(tmp_path, [1.0, 2.0, 4.0])
+    with segment.open("ab") as torn:  # a record the crash interrupted: its header promises more than is there
+        torn.write((500).to_bytes(4, "little") + b"\x01\x02\x03\x04" + b"partial")
+    assert _restored_total(tmp_path) == 7.0
+    assert not segment.exists()  # replayed into SQLite, then deleted
+    assert _restored_total(tmp_path) == 7.0  # and not replayed twice
+
+
+def test_damage_inside_the_journal_refuses_to_start(tmp_path: Path) -> None:
+    segment = _journaled_then_crashed(tmp_path, [1.0, 2.0, 4.0])
+    data = bytearray(segment.read_bytes())
+    data[12] ^= 0xFF  # inside the first record, with acknowledged records after it
+    segment.write_bytes(bytes(data))
+    with pytest.raises(StateError, match="damaged"):
+        _restored_total(tmp_path)
+
+
+def test_a_checkpoint_writes_the_journal_into_sqlite_and_deletes_it(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    store.apply([_obs("a", 0, 1, 3.0, Temporality.DELTA)])
+    asyncio.run(state.commit(store, state.changed()))
+    assert state._writer is not None
+    assert state._writer.execute("SELECT count(*) FROM series").fetchone() == (0,)  # journaled only
+    asyncio.run(state.checkpoint())
+    assert state._writer.execute("SELECT count(*) FROM series").fetchone() == (1,)
+    assert [seq for seq, _ in journal.segments(tmp_path)] == [state._journal.seq]  # type: ignore[union-attr]
+    state.close()
+    assert _restored_total(tmp_path) == 3.0

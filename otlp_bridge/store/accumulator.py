@@ -98,6 +98,7 @@ class HistogramTotal:
 Series = Total | HistogramTotal
 
 _RECENT_WINDOWS = 8
+InputRow = tuple[int, int, object, tuple[tuple[int, int], ...], float]  # start, time, value, windows, seen
 
 
 @dataclass(slots=True)
@@ -109,6 +110,20 @@ class InputState:
     value: float | HistogramValue | None = None  # last cumulative value
     windows: tuple[tuple[int, int], ...] = ()  # recent delta windows
     seen: float = 0.0  # uptime of the last point applied
+
+    def row(self) -> InputRow:
+        """As plain tuples (what persistence writes): a histogram value as (bounds, counts, count, sum)."""
+        value: float | tuple[object, ...] | None = self.value  # type: ignore[assignment]
+        if isinstance(value, HistogramValue):
+            value = (value.bounds, value.counts, value.count, value.sum)
+        return self.start, self.time, value, self.windows, self.seen
+
+    @classmethod
+    def from_row(cls, row: InputRow | list[object]) -> InputState:
+        start, time_, value, windows, seen = row
+        if isinstance(value, tuple | list):
+            value = HistogramValue(tuple(value[0]), tuple(value[1]), value[2], value[3])
+        return cls(start, time_, value, tuple(map(tuple, windows)), seen)  # type: ignore[arg-type]
 
     def is_replay(self, obs: Observation) -> bool:
         if obs.temporality is Temporality.DELTA:
@@ -164,7 +179,7 @@ class Dirty:
     families: list[FamilyMeta]
     series: list[tuple[str, Labels, SeriesSnapshot, float, float]]  # family, labels, value, updated, created
     deleted: list[tuple[str, Labels]]
-    inputs: list[tuple[bytes, InputState]]
+    inputs: list[tuple[bytes, InputRow]]
     history: list[tuple[str, Labels, int, float | None]]  # None: the bucket is gone
 
     def __bool__(self) -> bool:
@@ -301,8 +316,7 @@ class Store:
         dirty = Dirty(
             [self.families[name].meta for name in self._dirty_families if name in self.families],
             series, deleted,
-            [(key, InputState(i.start, i.time, i.value, i.windows, i.seen))
-             for key in self._dirty_inputs if (i := self._inputs.get(key)) is not None],
+            [(key, i.row()) for key in self._dirty_inputs if (i := self._inputs.get(key)) is not None],
             self.history.take_dirty() if self.history is not None else [],
         )
         self._dirty_families.clear()

@@ -1,33 +1,47 @@
-"""Durable state in SQLite (WAL): series totals, family metadata, input state, hourly history.
+"""Durable state: an append-only journal of group commits, checkpointed into SQLite (WAL).
 
-One writer at a time (the commit lock), in a worker thread; look-ups of what
-memory let go of happen on the event loop through a second connection, which
-WAL lets read while the writer writes. `commit` is a group commit: exports that
-finish while a write is in flight share the next one, so durability costs one
-fsync per batch, not per request.
+What an export changed is made durable by appending one record to the journal (store/journal.py) —
+one write and one fdatasync per group of exports that finished together — and only then is the
+export answered. The rows the journal holds since the last checkpoint are also kept in memory, newest
+of each (`_Rows`), so look-ups see them and a checkpoint (every maintenance interval, on shutdown,
+or when the journal grows large) writes each changed row once into SQLite in a worker thread, then
+records which segments it covered and deletes them. Start-up replays what the checkpoint did not
+cover. This is the Prometheus TSDB's WAL + checkpoint, with SQLite as the checkpoint.
+
+Look-ups of what memory let go of happen on the event loop: first in the rows not yet checkpointed,
+then — only when the key filter says the state file may hold the key — through a second SQLite
+connection, which WAL lets read while the writer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import marshal
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Labels
+from otlp_bridge.series import FamilyMeta, Kind, Labels, intern_labels
+from otlp_bridge.store import journal
 from otlp_bridge.store.accumulator import (
     Dirty,
+    InputRow,
     InputState,
     Series,
+    SeriesSnapshot,
     Store,
     series_from_snapshot,
 )
+from otlp_bridge.store.known import KeyFilter
 from otlp_bridge.store.statedir import StateGuard
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 DB_NAME = "bridge.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +58,11 @@ CREATE TABLE IF NOT EXISTS history (
     PRIMARY KEY (family, labels, hour)) WITHOUT ROWID;
 """
 # Version 1 kept budget spend in an internal counter per scope and day, and no creation times.
+# Version 2 kept input state as JSON text; version 3 writes it as a marshal blob and reads both.
 _V1_SPEND = "otlp_bridge_internal_spend_usd_total"
+_MARSHAL_VERSION = 4  # stable since Python 3.4
+CHECKPOINT_BYTES = 64 << 20  # a journal segment this large is checkpointed without waiting for maintenance
+_KEY_FILTER_REBUILD = 4_000_000  # keys added since the filter was built; pruned ones stay set until then
 
 
 @dataclass(frozen=True)
@@ -57,27 +75,71 @@ class StateError(Exception):
     """The state file cannot be used; the bridge refuses to start rather than start from zero."""
 
 
-def _tuples(value: Any) -> Any:
-    """JSON arrays back into the tuples keys are made of."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+def _labels(text: str) -> Labels:
+    return intern_labels(tuple(map(tuple, json.loads(text))))  # type: ignore[arg-type]
 
 
 def _dump(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=True)
 
 
-def _encode_input(state: InputState) -> str:
-    value: object = state.value
-    if isinstance(value, HistogramValue):
-        value = {"b": value.bounds, "c": value.counts, "n": value.count, "s": value.sum}
-    return _dump([state.start, state.time, value, state.windows])
-
-
-def _decode_input(text: str, seen: float) -> InputState:
-    start, time_, value, windows = json.loads(text)
+def _decode_input(state: bytes | str, seen: float) -> InputState:
+    if isinstance(state, bytes):
+        return InputState.from_row(marshal.loads(state))
+    start, time_, value, windows = json.loads(state)  # schema 2
     if isinstance(value, dict):
-        value = HistogramValue(tuple(value["b"]), tuple(value["c"]), value["n"], value["s"])
-    return InputState(start, time_, value, _tuples(windows), seen)
+        value = (value["b"], value["c"], value["n"], value["s"])
+    return InputState.from_row((start, time_, value, windows, seen))
+
+
+SeriesRow = tuple[str, Labels, SeriesSnapshot, float, float] | None  # None: deleted
+HistoryKey = tuple[str, Labels, int]
+
+
+class _Rows:
+    """The newest of every row changed since the last checkpoint: what replaying the journal gives."""
+
+    __slots__ = ("families", "history", "inputs", "series")
+
+    def __init__(self) -> None:
+        self.families: dict[str, tuple[str, str, str, bool]] = {}
+        self.series: dict[tuple[str, Labels], SeriesRow] = {}
+        self.inputs: dict[bytes, InputRow] = {}
+        self.history: dict[HistoryKey, float | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.families) + len(self.series) + len(self.inputs) + len(self.history)
+
+    def merge(self, record: tuple[Any, ...]) -> None:
+        families, series, deleted, inputs, history = record
+        self.families.update((row[0], row) for row in families)
+        self.series.update(((row[0], row[1]), row) for row in series)
+        self.series.update(((name, labels), None) for name, labels in deleted)
+        self.inputs.update(inputs)
+        self.history.update(((f, labels, hour), value) for f, labels, hour, value in history)
+
+    def update(self, newer: _Rows) -> None:
+        for mine, theirs in ((self.families, newer.families), (self.series, newer.series),
+                             (self.inputs, newer.inputs), (self.history, newer.history)):
+            mine.update(theirs)  # type: ignore[attr-defined]
+
+
+def _record(dirty: Dirty) -> tuple[Any, ...]:
+    """A commit's rows as plain tuples (marshal writes them without a Python loop)."""
+    return (
+        [(m.name, m.kind.value, m.help, m.monotonic) for m in dirty.families],
+        dirty.series, dirty.deleted,
+        dirty.inputs,
+        dirty.history,
+    )
+
+
+def _from_marshal(record: Any) -> tuple[Any, ...]:
+    """A journal record back in the tuple shapes keys are made of (marshal keeps tuples, lists too)."""
+    families, series, deleted, inputs, history = record
+    return (families, [(n, intern_labels(labels), snap, u, c) for n, labels, snap, u, c in series],
+            [(n, intern_labels(labels)) for n, labels in deleted], inputs,
+            [(f, intern_labels(labels), hour, v) for f, labels, hour, v in history])
 
 
 class SqliteState:
@@ -86,10 +148,16 @@ class SqliteState:
         self._synchronous = synchronous
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # one journal append at a time; a group commit covers its waiters
+        self._checkpoint_lock = asyncio.Lock()
         self._committed = 0
         self._generation = 0
         self.guard: StateGuard | None = None  # lock, writability, file identity (store/statedir.py)
+        self._journal: journal.Journal | None = None
+        self._pending = _Rows()  # journaled, not yet checkpointed
+        self._inflight: _Rows | None = None  # being checkpointed
+        self._known = KeyFilter()
+        self._background: asyncio.Task[None] | None = None
 
     # --- opening ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -99,8 +167,14 @@ class SqliteState:
             self._writer.executescript(_SCHEMA)
             self._check()
             self._reader = self._connect()
+            first = self._replay()
+            self._journal = journal.Journal(self.path.parent, first, fsync=self._synchronous == "FULL")
+            self._known = KeyFilter(key for (key,) in self._reader.execute("SELECT key FROM inputs"))
             self.guard.watch()
         except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StateError(self._unusable(str(exc))) from None
+        except journal.JournalError as exc:
             self.close()
             raise StateError(self._unusable(str(exc))) from None
 
@@ -120,6 +194,8 @@ class SqliteState:
             self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif row[0] == "1":
             self._migrate_v1()
+        elif row[0] == "2":  # input state as JSON text: still read, rewritten as each input changes
+            self._writer.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise StateError(self._unusable(f"schema version {row[0]}, this bridge reads {SCHEMA_VERSION}"))
 
@@ -137,13 +213,32 @@ class SqliteState:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         db.execute("COMMIT")
 
+    def _replay(self) -> int:
+        """Checkpoint what the journal holds beyond the last checkpoint; returns the next segment's number."""
+        assert self._writer is not None
+        row = self._writer.execute("SELECT value FROM meta WHERE key = 'journal'").fetchone()
+        first = int(row[0]) if row else 0
+        rows = _Rows()
+        for payload in journal.read(self.path.parent, first):
+            try:
+                rows.merge(_from_marshal(marshal.loads(payload)))
+            except (ValueError, EOFError, TypeError) as exc:  # a record whose checksum matched: damage in memory
+                raise journal.JournalError(f"journal record cannot be read: {exc}") from None
+        last = max((seq for seq, _ in journal.segments(self.path.parent)), default=first - 1)
+        following = max(first, last + 1)
+        if rows:
+            log.info("state: replaying %d rows from the journal", len(rows))
+        self._write_rows(rows, None, following)
+        journal.remove_through(self.path.parent, following - 1)
+        return following
+
     def _unusable(self, why: str) -> str:
         return (f"state file {self.path} is unusable ({why}). Refusing to start from zero. "
                 f"Run `otlp-bridge serve --fresh-state` to move it aside and start empty.")
 
     @staticmethod
     def move_aside(directory: Path) -> Path | None:
-        """Rename an existing state file (and its WAL) out of the way; returns the new name."""
+        """Rename an existing state file (its WAL and journal too) out of the way; returns the new name."""
         path = directory / DB_NAME
         if not path.exists():
             return None
@@ -152,10 +247,15 @@ class SqliteState:
             extra = path.with_name(DB_NAME + suffix)
             if extra.exists():
                 extra.rename(aside.with_name(aside.name + suffix))
+        for _, segment in journal.segments(directory):
+            segment.rename(aside.with_name(f"{aside.name}.{segment.name}"))
         path.rename(aside)
         return aside
 
     def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         for connection in (self._reader, self._writer):
             if connection is not None:
                 connection.close()
@@ -176,59 +276,84 @@ class SqliteState:
         count = 0
         for family, labels, value, updated, created in self._reader.execute(
                 "SELECT family, labels, value, updated, created FROM series WHERE updated >= ?", (since,)):
-            by_family[family][_tuples(json.loads(labels))] = series_from_snapshot(
-                _tuples(json.loads(value)), updated, created)
+            by_family[family][_labels(labels)] = series_from_snapshot(json.loads(value), updated, created)
             count += 1
         for name, meta in metas.items():
             store.restore(meta, by_family[name])
         if store.history is not None:
             for family, labels, hour, value in self._reader.execute("SELECT * FROM history"):
-                store.history.restore(family, _tuples(json.loads(labels)), hour, value)
+                store.history.restore(family, _labels(labels), hour, value)
         (seen,) = self._reader.execute("SELECT max(seen) FROM inputs").fetchone()
         if seen is not None:
             store.uptime.resume(seen)
         return count
 
+    def _unwritten(self) -> list[_Rows]:
+        return [self._pending] if self._inflight is None else [self._pending, self._inflight]
+
     def load_series(self, family: str, labels: Labels) -> Series | None:
+        for rows in self._unwritten():
+            if (family, labels) in rows.series:
+                row = rows.series[family, labels]
+                return None if row is None else series_from_snapshot(row[2], row[3], row[4])
         assert self._reader is not None
         row = self._reader.execute("SELECT value, updated, created FROM series WHERE family = ? AND labels = ?",
                                    (family, _dump(labels))).fetchone()
-        return None if row is None else series_from_snapshot(_tuples(json.loads(row[0])), row[1], row[2])
+        return None if row is None else series_from_snapshot(json.loads(row[0]), row[1], row[2])
 
     def load_input(self, key: bytes) -> InputState | None:
+        for rows in self._unwritten():
+            if key in rows.inputs:
+                return InputState.from_row(rows.inputs[key])
+        if key not in self._known:  # certain: a new stream costs no disk read
+            return None
         assert self._reader is not None
         row = self._reader.execute("SELECT state, seen FROM inputs WHERE key = ?", (key,)).fetchone()
         return None if row is None else _decode_input(row[0], row[1])
 
     # --- writing -----------------------------------------------------------------------------
     def write(self, dirty: Dirty, prune: Prune | None = None) -> None:
-        """One transaction with everything dirty; runs in a worker thread."""
+        """Write `dirty` straight into SQLite, in one transaction (offline use: `otlp-bridge import`)."""
+        rows = _Rows()
+        rows.merge(_record(dirty))
+        self._write_rows(rows, prune, None)
+
+    def _write_rows(self, rows: _Rows, prune: Prune | None, journal_next: int | None) -> None:
+        """One transaction with `rows` (and the number of the first segment not in it); a worker thread's job."""
         assert self._writer is not None
         db = self._writer
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT OR REPLACE INTO families VALUES (?, ?, ?, ?)",
-                           [(m.name, m.kind.value, m.help, int(m.monotonic)) for m in dirty.families])
+                           [(name, kind, help_, int(monotonic)) for name, kind, help_, monotonic
+                            in rows.families.values()])
             db.executemany("INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?)",
                            [(name, _dump(labels), _dump(snap), updated, created)
-                            for name, labels, snap, updated, created in dirty.series])
+                            for name, labels, snap, updated, created in filter(None, rows.series.values())])
             db.executemany("DELETE FROM series WHERE family = ? AND labels = ?",
-                           [(name, _dump(labels)) for name, labels in dirty.deleted])
+                           [(name, _dump(labels)) for (name, labels), row in rows.series.items() if row is None])
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",
-                           [(key, _encode_input(state), state.seen) for key, state in dirty.inputs])
+                           [(key, marshal.dumps(row, _MARSHAL_VERSION), row[4]) for key, row in rows.inputs.items()])
             db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
-                           [(f, _dump(labels), hour, v) for f, labels, hour, v in dirty.history if v is not None])
+                           [(f, _dump(labels), hour, v) for (f, labels, hour), v in rows.history.items()
+                            if v is not None])
             db.executemany("DELETE FROM history WHERE family = ? AND labels = ? AND hour = ?",
-                           [(f, _dump(labels), hour) for f, labels, hour, v in dirty.history if v is None])
+                           [(f, _dump(labels), hour) for (f, labels, hour), v in rows.history.items() if v is None])
             if prune is not None:
                 db.execute("DELETE FROM inputs WHERE seen < ?", (prune.inputs_seen_before,))
                 # By count as well as age: the newest `max_inputs` stay (a live stream is always among them).
                 db.execute("DELETE FROM inputs WHERE key IN (SELECT key FROM inputs ORDER BY seen DESC "
                            "LIMIT -1 OFFSET ?)", (prune.max_inputs,))
+            if journal_next is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('journal', ?)", (str(journal_next),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        for key in rows.inputs:
+            self._known.add(key)
+        if self._known.added > _KEY_FILTER_REBUILD:
+            self._known = KeyFilter(key for (key,) in db.execute("SELECT key FROM inputs"))
 
     def changed(self) -> int:
         """Note that the store changed; returns the generation a commit must reach to cover it."""
@@ -241,19 +366,21 @@ class SqliteState:
         return self._generation
 
     async def maintain(self, store: Store, *, input_retention: float, max_inputs: int) -> tuple[int, int]:
-        """Expire memory, prune history past its retention and input state past its retention (in uptime,
-        so a wall clock that jumps cannot age a live stream) or count, between commits."""
+        """Expire memory, prune history past its retention, then checkpoint, pruning input state past its
+        retention (in uptime, so a wall clock that jumps cannot age a live stream) or count."""
         async with self.lock:
-            expired = store.expire()
+            expired = store.expire()  # what leaves memory is journaled or written: look-ups find it
             if store.history is not None:
                 store.history.prune(store.clock())
-            await self._flush(store, Prune(store.uptime() - input_retention, max_inputs))
-            return expired
+            await self._flush(store)
+        await self.checkpoint(Prune(store.uptime() - input_retention, max_inputs))
+        return expired
 
     async def flush(self, store: Store) -> None:
-        """Write whatever is dirty now."""
+        """Make whatever is dirty durable now, and checkpoint it (shutdown, tests)."""
         async with self.lock:
             await self._flush(store)
+        await self.checkpoint()
 
     async def commit(self, store: Store, generation: int) -> None:
         """Return once everything up to `generation` is durable (sharing a write with others)."""
@@ -261,15 +388,52 @@ class SqliteState:
             if self._committed < generation:  # else a write that started after our change covered it
                 await self._flush(store)
 
-    async def _flush(self, store: Store, prune: Prune | None = None) -> None:
+    async def _flush(self, store: Store) -> None:
         target = self._generation  # every change up to here is in what take_dirty returns
         dirty = store.take_dirty()
-        if dirty or prune is not None:
+        if dirty:
+            assert self._journal is not None
+            record = _record(dirty)
             try:
                 if self.guard is not None:
                     self.guard.check()  # the file is still the one opened, or nothing is acknowledged
-                await asyncio.to_thread(self.write, dirty, prune)
+                await asyncio.to_thread(self._append, record)
             except BaseException:
                 store.mark_dirty(dirty)
                 raise
+            self._pending.merge(record)
+            if self._journal.size > CHECKPOINT_BYTES and self._background is None:
+                self._background = asyncio.create_task(self._checkpoint_in_background())
         self._committed = target
+
+    def _append(self, record: tuple[Any, ...]) -> None:
+        assert self._journal is not None
+        self._journal.append(marshal.dumps(record, _MARSHAL_VERSION))
+
+    async def _checkpoint_in_background(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception:
+            log.exception("checkpoint failed; the journal keeps everything, retrying later")
+        finally:
+            self._background = None
+
+    async def checkpoint(self, prune: Prune | None = None) -> None:
+        """Write the journaled rows into SQLite and delete the segments they came from. Commits carry on
+        meanwhile, into the next segment."""
+        async with self._checkpoint_lock:
+            async with self.lock:  # between appends: the rows and the segments they came from agree
+                if self._journal is None:  # never opened (a start-up that failed)
+                    return
+                rows, self._pending = self._pending, _Rows()
+                covered = self._journal.rotate() if self._journal.size else self._journal.seq - 1
+                self._inflight = rows
+            try:
+                await asyncio.to_thread(self._write_rows, rows, prune, covered + 1)
+            except BaseException:
+                rows.update(self._pending)  # still owed; what came since is newer
+                self._pending = rows
+                raise
+            finally:
+                self._inflight = None
+            await asyncio.to_thread(journal.remove_through, self.path.parent, covered)
