@@ -6,6 +6,7 @@ and rendered in a worker thread; the few derived and self families are rendered 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from otlp_bridge.expose.snapshot import snapshot
 from otlp_bridge.series import Kind
 from otlp_bridge.store.accumulator import Store
 from otlp_bridge.translate.naming import FamilyNames
+
+log = logging.getLogger(__name__)
 
 WRITE_CHUNK = 256 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds no copy
 _DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
@@ -33,6 +36,7 @@ class Scrapes:
         self._bodies: dict[Format, tuple[Key, list[bytes]]] = {}
         self._pending: dict[Format, asyncio.Future[list[bytes]]] = {}
         self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
+        self._logged: frozenset[str] = frozenset()  # reasons last logged: a line when they change, not per scrape
 
     async def body(self, fmt: Format) -> tuple[list[bytes], bytes]:
         """The store's families (in chunks) and the rest (ending in `# EOF` for OpenMetrics)."""
@@ -52,12 +56,18 @@ class Scrapes:
         return await asyncio.shield(pending)  # one scraper hanging up must not cancel the others' body
 
     async def _render(self, fmt: Format, key: Key) -> list[bytes]:
+        self._bodies.pop(fmt, None)  # stale now: never hold two bodies of one format
         snap = await snapshot(self._store)
         omitted: Counter[str] = Counter()
         body = await asyncio.to_thread(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted)
         self.renderings += 1
         for reason, count in omitted.items():
             self._omitted["/metrics", reason] += count
+        if frozenset(omitted) != self._logged:
+            self._logged = frozenset(omitted)
+            if omitted:
+                log.warning("/metrics left out what it cannot expose validly "
+                            "(otlp_bridge_exposition_omitted_total): %s", dict(omitted))
         self._bodies[fmt] = (key, body)
         return body
 
