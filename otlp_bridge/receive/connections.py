@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections.abc import Callable
 
@@ -20,16 +19,14 @@ from otlp_bridge.self_metrics import SelfMetrics
 log = logging.getLogger(__name__)
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_HTTP_1_1_REQUIRED = 0xD  # RFC 9113 error code
-
-
-def _frame(kind: int, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", kind, 0, 0) + payload
 
 
 def http2_refusal(reason: str) -> bytes:
-    """Server SETTINGS, then GOAWAY(HTTP_1_1_REQUIRED) with the reason a gRPC client prints."""
-    return _frame(0x4, b"") + _frame(0x7, struct.pack(">II", 0, _HTTP_1_1_REQUIRED) + reason.encode())
+    """An HTTP/1.1 505: a gRPC client then fails at once with "Trying to connect an http1.x server
+    (HTTP status 505)" instead of retrying a connection that speaks HTTP/2 but will never serve it."""
+    body = reason.encode() + b"\n"
+    return (b"HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
 
 class _Throttled:

@@ -115,7 +115,7 @@ class OtlpHttpHandler:
         chunks: list[bytes] = []
         size = 0
         try:
-            async with asyncio.timeout(min(deadline, loop.time() + limits.idle_timeout)) as timer:
+            async with asyncio.timeout_at(min(deadline, loop.time() + limits.idle_timeout)) as timer:
                 while chunk := await request.content.readany():
                     size += len(chunk)
                     if size > limits.max_request_bytes:
