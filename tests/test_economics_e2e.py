@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from otlp_bridge.derive.insights import SEVERITY_ORDER, usd
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
 
 RUNS = ("t7_write_edit_acceptEdits", "t10_fail_reject_details", "t12_api_error_400", "t13_api_error_529",
@@ -141,7 +142,8 @@ def test_insights(fed: RunningBridge) -> None:
     budget = found["budget_forecast_over_limit"]
     assert budget["severity"] == "critical"
     assert budget["scope"] == {"budget": "monthly"}
-    assert budget["potential_savings_usd"] == pytest.approx(COST + BURN * hours_left - LIMIT, rel=1e-6)
+    assert budget["potential_savings_usd"] == 0  # an overrun, not a saving: the message names it
+    assert f"({usd(COST + BURN * hours_left - LIMIT)} over)" in budget["message"]
     smaller = found["large_model_small_requests"]
     opus_tokens_at = lambda i, o, w, r: (615 * i + 210 * o + 4450 * w + 22835 * r) / 1e6  # noqa: E731
     assert smaller["potential_savings_usd"] == pytest.approx(
@@ -150,8 +152,9 @@ def test_insights(fed: RunningBridge) -> None:
     assert found["high_api_error_rate"]["scope"] == {"model": "claude-opus-5-5"}
     assert "400: 1" in found["high_api_error_rate"]["message"]
     assert found["api_retries_exhausted"]["severity"] == "critical"
-    savings = [i["potential_savings_usd"] for i in fed.get_json("/insights")["insights"]]
-    assert savings == sorted(savings, reverse=True)
+    found_in_order = fed.get_json("/insights")["insights"]
+    order = [(SEVERITY_ORDER[i["severity"]], -i["potential_savings_usd"]) for i in found_in_order]
+    assert order == sorted(order)  # critical first, then the largest saving
 
 
 def test_unknown_models_are_counted_not_guessed(tmp_path: Path) -> None:
