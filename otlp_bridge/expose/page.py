@@ -105,29 +105,38 @@ def _rows(rows: Sequence[Sequence[str]], head: Sequence[str], optional: Sequence
     return f"<table{ident}><tr>{header}</tr>{body or '<tr><td class=muted>nothing yet</td></tr>'}</table>"
 
 
+def _rect(slot: int, width: float, span: tuple[float, float], fill: str, title: str, *, data: str = "") -> str:
+    """One bar in slot `slot` of a chart drawn in a 100 × 100 box; `span` is its top and height."""
+    y, height = span
+    return (f'<rect x="{slot * width + width * 0.12:.3f}" y="{y:.3f}" width="{width * 0.76:.3f}" '
+            f'height="{height:.3f}" fill="{fill}"{data}><title>{html.escape(title)}</title></rect>')
+
+
+def _chart(chart_id: str, height_px: int, label: str, baseline: float, bars: list[str]) -> str:
+    """Bars in a 100 × 100 box stretched to the column; labels live in HTML, so text never shrinks."""
+    return (f'<svg id="{chart_id}" viewBox="0 0 100 100" preserveAspectRatio="none" height="{height_px}" '
+            f'role="img" aria-label="{label}"><line x1="0" y1="{baseline}" x2="100" y2="{baseline}" '
+            f'stroke="#2a2f3a" vector-effect="non-scaling-stroke"/>{"".join(bars)}</svg>')
+
+
 def _stacked_bars(days: list[dict[str, Any]], models: list[str]) -> str:
-    """Spend per day and model; drawn in a 100 × 100 box stretched to the column."""
+    """Spend per day and model."""
     top = max((d["cost_usd"] or 0.0 for d in days), default=0.0) or 1.0
     step = 100 / max(len(days), 1)
-    rects = []
+    bars = []
     for i, day in enumerate(days):
         y = 100.0
         for m, model in enumerate(models):
             value = day["by_model"].get(model, 0.0)
-            if value <= 0:
-                continue
-            height = value / top * 100
-            y -= height
-            rects.append(f'<rect x="{i * step + step * 0.12:.3f}" y="{y:.3f}" width="{step * 0.76:.3f}" '
-                         f'height="{height:.3f}" fill="{_PALETTE[m % len(_PALETTE)]}" '
-                         f'data-day="{html.escape(day["date"])}" data-model="{html.escape(model)}" '
-                         f'data-usd="{value!r}">'
-                         f'<title>{html.escape(day["date"])} {html.escape(model)}: {html.escape(usd(value))}</title>'
-                         f"</rect>")
+            if value > 0:
+                height = value / top * 100
+                y -= height
+                data = (f' data-day="{html.escape(day["date"])}" data-model="{html.escape(model)}" '
+                        f'data-usd="{value!r}"')
+                bars.append(_rect(i, step, (y, height), _PALETTE[m % len(_PALETTE)],
+                                  f'{day["date"]} {model}: {usd(value)}', data=data))
     return (f'<div class="axis"><span>{html.escape(usd(top))}</span></div>'
-            f'<svg id="daily-chart" viewBox="0 0 100 100" preserveAspectRatio="none" height="150" role="img" '
-            f'aria-label="Daily spend by model"><line x1="0" y1="100" x2="100" y2="100" stroke="#2a2f3a" '
-            f'vector-effect="non-scaling-stroke"/>{"".join(rects)}</svg>')
+            + _chart("daily-chart", 150, "Daily spend by model", 100, bars))
 
 
 def _daily(summary: dict[str, Any]) -> str:
@@ -160,15 +169,11 @@ def _savings(summary: dict[str, Any]) -> str:
         saved = day.get("cache_savings_usd")
         if saved:
             height = abs(saved) / top * 50
-            bars.append(f'<rect x="{i * step + step * 0.12:.3f}" y="{50 - height if saved > 0 else 50:.3f}" '
-                        f'width="{step * 0.76:.3f}" height="{height:.3f}" '
-                        f'fill="{"#3ecf8e" if saved > 0 else "#ff6b6b"}"><title>{html.escape(day["date"])}: '
-                        f'{html.escape(usd(saved))}</title></rect>')
+            bars.append(_rect(i, step, (50 - height if saved > 0 else 50, height),
+                              "#3ecf8e" if saved > 0 else "#ff6b6b", f'{day["date"]}: {usd(saved)}'))
     return (f'<div class="muted" style="margin-top:8px">saved by the cache per day, last {len(days)} days '
             f'(<span id="savings-total">{_money(sum(priced))}</span>)</div>'
-            f'<svg id="savings-chart" viewBox="0 0 100 100" preserveAspectRatio="none" height="60" role="img" '
-            f'aria-label="Cache savings per day">{"".join(bars)}<line x1="0" y1="50" x2="100" y2="50" '
-            f'stroke="#2a2f3a" vector-effect="non-scaling-stroke"/></svg>')
+            + _chart("savings-chart", 60, "Cache savings per day", 50, bars))
 
 
 def _windows(summary: dict[str, Any]) -> str:
