@@ -20,7 +20,8 @@ import yaml
 
 from otlp_bridge.config import load_settings
 from tests.prometheus_server import binary, free_port
-from tests.support import RunningBridge
+from tests.support import RunningBridge, settings_for_test
+from tests.tls_certs import make_certs
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -165,6 +166,25 @@ def test_health_command_tells_up_from_down(bridge: RunningBridge) -> None:
 
     assert health(bridge.ports.metrics) == 0
     assert health(free_port()) == 1
+
+
+def test_health_command_follows_tls_on_the_metrics_port(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    certs = make_certs(tmp_path / "certs")
+    tls = {"cert_file": str(certs.server_cert), "key_file": str(certs.server_key), "metrics_port": True}
+    running = RunningBridge(settings_for_test(tmp_path, tls=tls))
+    try:
+        env = {**os.environ, "OTLP_BRIDGE_SERVER__METRICS_PORT": str(running.ports.metrics),
+               "OTLP_BRIDGE_TLS__CERT_FILE": str(certs.server_cert), "OTLP_BRIDGE_TLS__KEY_FILE": str(certs.server_key)}
+        command = [sys.executable, "-m", "otlp_bridge", "health"]
+        plain = subprocess.run(command, env=env, timeout=30, check=False, capture_output=True, text=True)
+        assert plain.returncode == 1, "TLS on the bridge but not on its metrics port: plain HTTP is refused"
+        env["OTLP_BRIDGE_TLS__METRICS_PORT"] = "true"
+        secure = subprocess.run(command, env=env, timeout=30, check=False, capture_output=True, text=True)
+        assert secure.returncode == 0, secure.stderr
+        assert secure.stdout.startswith("https://127.0.0.1:")
+    finally:
+        running.stop()
 
 
 def test_compose_mounts_files_that_exist_and_binds_to_loopback() -> None:

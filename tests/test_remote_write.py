@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from otlp_bridge.push.wire import Encoder
 from tests.prometheus_server import free_port, wait_ready
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
+from tests.tls_certs import make_certs
 
 WAVE_1 = ("t1_http_protobuf_sayhi", "t3_grpc", "t18_git_commit")
 WAVE_2 = ("t7_write_edit_acceptEdits", "t20_model_haiku", "t8_bash_sleep_multi_export")
@@ -88,13 +90,14 @@ def test_encoded_request_is_a_write_request_protobuf_parses() -> None:
 
 # --- a scripted receiver: which statuses it answers, what it was sent ------------------------------------
 class ScriptedReceiver:
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], ssl_context: ssl.SSLContext | None = None) -> None:
         self.statuses = statuses  # answered in turn; 204 once they run out
+        self.ssl_context = ssl_context
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        self.url = f"http://127.0.0.1:{self.port}/api/v1/write"
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}/api/v1/write"
 
     async def _start(self) -> int:
         async def write(request: web.Request) -> web.Response:
@@ -106,7 +109,7 @@ class ScriptedReceiver:
         app.router.add_post("/api/v1/write", write)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         return int(self.runner.addresses[0][1])
 
@@ -159,6 +162,29 @@ def test_retries_server_errors_drops_refusals_and_sends_auth(tmp_path: Path) -> 
         names = {labels["__name__"] for labels, _ in _decode(body)}
         assert "claude_code_cost_usage_USD_total" in names
         assert not any(n.startswith("otlp_bridge_internal") for n in names)
+    finally:
+        bridge.stop()
+        receiver.stop()
+
+
+def test_tls_receiver_is_verified_against_the_configured_ca(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    certs = make_certs(tmp_path / "certs")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.server_cert, certs.server_key)
+    receiver = ScriptedReceiver([], context)
+    remotes = [_remote(receiver.url, name="trusted", ca_file=str(certs.ca), basic_username="push",
+                       basic_password="pw"),
+               _remote(receiver.url, name="untrusted", max_retries=0)]  # the system CAs do not know ours
+    bridge = RunningBridge(settings_for_test(tmp_path, remote_write=remotes))
+    try:
+        replay(bridge, CLAUDE / "t3_grpc")
+        _wait(lambda: _bridge_total(bridge, "otlp_bridge_remote_write_samples_total", remote="trusted") > 0,
+              "a push over TLS")
+        _wait(lambda: _bridge_total(bridge, "otlp_bridge_remote_write_failed_requests_total", remote="untrusted",
+                                    reason="unreachable") > 0, "the unverified receiver refused")
+        assert _bridge_total(bridge, "otlp_bridge_remote_write_samples_total", remote="untrusted") == 0
+        assert {headers["Authorization"] for headers, _ in receiver.received} == {"Basic cHVzaDpwdw=="}
     finally:
         bridge.stop()
         receiver.stop()

@@ -16,6 +16,7 @@ counted, so one bad request cannot stall every later one.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import ssl
@@ -87,8 +88,8 @@ def _headers(settings: RemoteWriteSettings) -> dict[str, str]:
     if settings.bearer_token is not None:
         headers["Authorization"] = "Bearer " + settings.bearer_token.get_secret_value()
     elif settings.basic_username is not None and settings.basic_password is not None:
-        headers["Authorization"] = aiohttp.BasicAuth(settings.basic_username,
-                                                     settings.basic_password.get_secret_value()).encode()
+        pair = f"{settings.basic_username}:{settings.basic_password.get_secret_value()}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     return headers
 
 
