@@ -386,3 +386,12 @@ def test_agents_compared_per_request_for_insights(bridge: RunningBridge) -> None
     assert insight["potential_savings_usd"] == pytest.approx(
         (claude["cost_per_request_usd"] - codex["cost_per_request_usd"]) * claude["requests"])
     assert f"${codex['cost_per_request_usd']:,.4f} on codex (3 requests)" in insight["message"]
+
+
+def test_readme_shows_what_env_prints_for_each_agent() -> None:
+    section = (FIXTURES.parent / "README.md").read_text().split("\n## Connecting Gemini CLI and Codex\n", 1)[1]
+    sh, toml = section.split("```sh\n")[2].split("```")[0], section.split("```toml\n")[1].split("```")[0]
+    printed = agent_setup("gemini", "grpc", "http://127.0.0.1:4317", None, "bash").splitlines()
+    assert [line.split("  #")[0].rstrip() for line in sh.splitlines()[:len(printed)]] == printed
+    printed = agent_setup("codex", "grpc", "http://127.0.0.1:4317", None, "bash").splitlines()
+    assert toml.splitlines() == printed[1:]  # the first line says which file
