@@ -119,7 +119,7 @@ def _explain_send_failure(exc: Exception, endpoint: str, protocol: Protocol,  # 
         hint = " Is this the bridge's OTLP/HTTP port?" if exc.code == 404 else ""
         return f"{endpoint} refused the export: HTTP {exc.code} {reason!r}.{hint}"
     if isinstance(exc, grpc.RpcError):
-        code, details = exc.code(), exc.details() or ""  # type: ignore[attr-defined]
+        code, details = exc.code(), exc.details() or ""
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return _token_advice(endpoint, details, token)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:  # e.g. an HTTP/1.1 port that sends GOAWAY: the client retries
@@ -128,12 +128,12 @@ def _explain_send_failure(exc: Exception, endpoint: str, protocol: Protocol,  # 
             return f"{endpoint} refused the export: {code.name} {details}"
         return not_running if "connection refused" in details.lower() else \
             f"{endpoint} did not speak gRPC ({details}). {wrong_protocol}"
-    reason = getattr(exc, "reason", exc)
-    if isinstance(reason, ConnectionRefusedError):
+    cause: object = getattr(exc, "reason", exc)  # urllib wraps the socket's error
+    if isinstance(cause, ConnectionRefusedError):
         return not_running
-    if isinstance(reason, ConnectionResetError | TimeoutError | http.client.HTTPException):
-        return f"{endpoint} did not answer as OTLP/HTTP ({type(reason).__name__}). {wrong_protocol}"
-    return f"cannot export to {endpoint}: {reason}"
+    if isinstance(cause, ConnectionResetError | TimeoutError | http.client.HTTPException):
+        return f"{endpoint} did not answer as OTLP/HTTP ({type(cause).__name__}). {wrong_protocol}"
+    return f"cannot export to {endpoint}: {cause}"
 
 
 class MetricsUnreadable(Exception):
