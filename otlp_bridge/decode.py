@@ -92,10 +92,7 @@ def decode_json(signal: Signal, body: bytes) -> Message:
     """Parse an OTLP/JSON export request (protobuf's JSON mapping plus hex ids)."""
     if not body:
         raise ExportError(ErrorKind.EMPTY, "empty request body")
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ExportError(ErrorKind.MALFORMED, f"invalid JSON: {exc}") from None
+    document = _json_document(body)
     if not isinstance(document, dict):
         raise ExportError(ErrorKind.MALFORMED, "OTLP/JSON body must be an object")
     message = signal.request_type()
@@ -167,7 +164,9 @@ def check_body(signal: Signal, body: bytes, *, as_json: bool, limits: WorkLimits
 
     Costs a fraction of the decode it guards, and nothing for a body too short to pass the limit."""
     if as_json:
-        _check_json_shape(body, limits.max_json_depth, limits.max_items(signal) * JSON_OBJECTS_PER_ITEM)
+        objects = _check_json_shape(body, limits.max_json_depth, limits.max_items(signal) * JSON_OBJECTS_PER_ITEM)
+        if objects > limits.max_items(signal):  # every item is an object: fewer cannot pass the limit
+            check_items(signal, count_json_items(signal, _json_document(body)), limits)
     elif len(body) > 2 * limits.max_items(signal):  # the smallest item is 2 bytes on the wire
         check_items(signal, count_wire_items(signal, body), limits)
 
@@ -228,8 +227,9 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
 _INNERMOST = re.compile(rb"\{\}|\[\]")
 
 
-def _check_json_shape(body: bytes, max_depth: int, max_objects: int) -> None:
-    """Objects and nesting depth of a JSON body, from its brackets outside strings (C-speed passes)."""
+def _check_json_shape(body: bytes, max_depth: int, max_objects: int) -> int:
+    """Objects and nesting depth of a JSON body, from its brackets outside strings (C-speed passes);
+    returns how many objects it has."""
     brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
     objects = brackets.count(b"{")
     if objects > max_objects:
@@ -237,10 +237,47 @@ def _check_json_shape(body: bytes, max_depth: int, max_objects: int) -> None:
                           f"{objects} JSON objects in one request, at most {max_objects}: send smaller batches")
     for _ in range(max_depth):  # each pass removes the innermost level
         if not brackets:
-            return
+            return objects
         brackets = _INNERMOST.sub(b"", brackets)
     if brackets:
         raise ExportError(ErrorKind.MALFORMED, f"JSON nested deeper than {max_depth} levels (or unbalanced)")
+    return objects
+
+
+# OTLP/JSON field names as protobuf's JSON mapping accepts them (lowerCamelCase or the proto name).
+_JSON_PATHS = {
+    Signal.METRICS: (("resourceMetrics", "resource_metrics"), ("scopeMetrics", "scope_metrics"), ("metrics",)),
+    Signal.LOGS: (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs"), ("logRecords", "log_records")),
+    Signal.TRACES: (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)),
+}
+_JSON_POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram", "summary")
+
+
+def _json_list(node: Any, names: tuple[str, ...]) -> list[Any]:
+    if isinstance(node, dict):
+        for name in names:
+            value = node.get(name)
+            if isinstance(value, list):
+                return value
+    return []
+
+
+def count_json_items(signal: Signal, document: Any) -> int:
+    """Items in a parsed OTLP/JSON document, before protobuf's (slow) JSON parser builds them."""
+    resources, scopes, items = _JSON_PATHS[signal]
+    leaves = [leaf for resource in _json_list(document, resources) for scope in _json_list(resource, scopes)
+              for leaf in _json_list(scope, items)]
+    if signal is not Signal.METRICS:
+        return len(leaves)
+    return sum(len(_json_list(metric.get(kind), ("dataPoints", "data_points")))
+               for metric in leaves if isinstance(metric, dict) for kind in _JSON_POINT_KINDS)
+
+
+def _json_document(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ExportError(ErrorKind.MALFORMED, f"invalid JSON: {exc}") from None
 
 
 def encode_response(message: Message, as_json: bool) -> bytes:

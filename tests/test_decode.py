@@ -5,7 +5,17 @@ import json
 
 import pytest
 
-from otlp_bridge.decode import Signal, decode_json, decode_protobuf, gunzip
+from otlp_bridge.decode import (
+    Signal,
+    WorkLimits,
+    check_body,
+    count_items,
+    count_json_items,
+    count_wire_items,
+    decode_json,
+    decode_protobuf,
+    gunzip,
+)
 from otlp_bridge.errors import ErrorKind, ExportError
 from tests.support import CLAUDE
 
@@ -72,3 +82,67 @@ def test_empty_protobuf_only_where_allowed() -> None:
     with pytest.raises(ExportError):
         decode_protobuf(Signal.METRICS, b"")
     assert decode_protobuf(Signal.METRICS, b"", allow_empty=True).ByteSize() == 0
+
+
+# --- work bounds -----------------------------------------------------------------------------------
+LIMITS = WorkLimits(max_points=10, max_log_records=10, max_json_depth=32)
+T7 = CLAUDE / "t7_write_edit_acceptEdits"
+
+
+@pytest.mark.parametrize(("signal", "pattern"), [(Signal.METRICS, "*_metrics.pb"), (Signal.LOGS, "*_logs.pb")])
+def test_wire_count_matches_the_decoded_count(signal: Signal, pattern: str) -> None:
+    for path in sorted(T7.glob(pattern)):
+        body = path.read_bytes()
+        assert count_wire_items(signal, body) == count_items(signal, decode_protobuf(signal, body))
+
+
+def test_json_count_matches_the_decoded_count() -> None:
+    for name, signal in [("0010_http_metrics.json", Signal.METRICS), ("0009_http_logs.json", Signal.LOGS)]:
+        body = (CLAUDE / "t5_http_json" / name).read_bytes()
+        assert count_json_items(signal, json.loads(body)) == count_items(signal, decode_json(signal, body))
+
+
+def test_points_past_the_limit_refuse_the_whole_request() -> None:
+    body = (T7 / "0014_http_metrics.pb").read_bytes()  # 11 points
+    check_body(Signal.METRICS, body, as_json=False, limits=WorkLimits(11, 11, 32))
+    with pytest.raises(ExportError) as info:
+        check_body(Signal.METRICS, body, as_json=False, limits=LIMITS)
+    assert info.value.kind is ErrorKind.TOO_MANY_ITEMS
+    assert "11 data points in one request, at most 10" in info.value.message
+
+
+@pytest.mark.parametrize(("items", "refused"), [(10, False), (11, True)])
+def test_json_points_are_counted_before_protobuf_parses_them(items: int, refused: bool) -> None:
+    body = json.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "x", "gauge": {"dataPoints": [{"asDouble": 1}] * items}}]}]}]}).encode()
+    if refused:
+        with pytest.raises(ExportError) as info:
+            check_body(Signal.METRICS, body, as_json=True, limits=LIMITS)
+        assert info.value.kind is ErrorKind.TOO_MANY_ITEMS
+    else:
+        check_body(Signal.METRICS, body, as_json=True, limits=LIMITS)
+
+
+def test_json_of_bare_objects_is_refused_from_its_brackets() -> None:
+    body = b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[' \
+        + b"{}," * 5000 + b"{}]}}]}]}]}"
+    with pytest.raises(ExportError) as info:
+        check_body(Signal.METRICS, body, as_json=True, limits=LIMITS)
+    assert "JSON objects in one request" in info.value.message
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(31, False), (33, True)])
+def test_json_depth_is_bounded_before_json_loads(depth: int, refused: bool) -> None:
+    body = b'{"a":' * depth + b'"{[not brackets]}"' + b"}" * depth
+    if refused:
+        with pytest.raises(ExportError) as info:
+            check_body(Signal.LOGS, body, as_json=True, limits=LIMITS)
+        assert info.value.kind is ErrorKind.MALFORMED
+    else:
+        check_body(Signal.LOGS, body, as_json=True, limits=LIMITS)
+
+
+def test_deep_json_past_the_recursion_limit_is_malformed_not_a_crash() -> None:
+    with pytest.raises(ExportError) as info:
+        decode_json(Signal.METRICS, b"[" * 100_000 + b"]" * 100_000)
+    assert info.value.kind is ErrorKind.MALFORMED
