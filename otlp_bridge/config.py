@@ -60,6 +60,14 @@ class ServerSettings(_Section):
     metrics_port: int = Field(9464, ge=0, le=65535)
     shutdown_grace_seconds: float = Field(5.0, ge=0)
 
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> ServerSettings:
+        ports = [p for p in (self.grpc_port, self.http_port, self.metrics_port) if p]  # 0: the OS chooses
+        if len(set(ports)) < len(ports):
+            raise ValueError(f"grpc_port, http_port and metrics_port must differ (given {self.grpc_port}, "
+                             f"{self.http_port}, {self.metrics_port})")
+        return self
+
 
 class StateSettings(_Section):
     dir: Path = Field(default_factory=_default_state_dir)

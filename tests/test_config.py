@@ -96,3 +96,18 @@ def test_budgets_are_checked_at_start(budgets: list[dict[str, object]], message:
 def test_a_rolling_five_hour_budget_is_a_period() -> None:
     settings = load_settings(None, budgets=[{"name": "block", "period": "5h", "limit_usd": 10, "match": {"team": "x"}}])
     assert settings.budgets[0].period == "5h"
+
+
+def test_the_three_ports_must_differ() -> None:
+    with pytest.raises(ConfigError, match=r"server: Value error, grpc_port, http_port and metrics_port must differ "
+                                          r"\(given 4318, 4318, 9464\)"):
+        load_settings(None, server={"grpc_port": 4318})
+    assert load_settings(None, server={"grpc_port": 0, "http_port": 0, "metrics_port": 0}).server.grpc_port == 0
+
+
+def test_log_settings() -> None:
+    settings = load_settings(None, log_level="debug", log_format="json", log_digest_interval=0)
+    assert (settings.log_level, settings.log_format, settings.log_digest_interval.total_seconds()) == \
+        ("DEBUG", "json", 0)
+    with pytest.raises(ConfigError, match="log_level: Input should be 'DEBUG'"):
+        load_settings(None, log_level="LOUD")
