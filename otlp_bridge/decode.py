@@ -142,12 +142,12 @@ def count_items(signal: Signal, message: Message) -> int:
     """Data points, log records or spans in a decoded request (cheap: lengths of repeated fields)."""
     if signal is Signal.METRICS:
         return sum(len(getattr(metric, kind).data_points)
-                   for rm in message.resource_metrics for sm in rm.scope_metrics  # type: ignore[attr-defined]
+                   for rm in message.resource_metrics for sm in rm.scope_metrics
                    for metric in sm.metrics if (kind := metric.WhichOneof("data")))
     if signal is Signal.LOGS:
-        return sum(len(sl.log_records) for rl in message.resource_logs  # type: ignore[attr-defined]
+        return sum(len(sl.log_records) for rl in message.resource_logs
                    for sl in rl.scope_logs)
-    return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)  # type: ignore[attr-defined]
+    return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)
 
 
 def check_items(signal: Signal, count: int, limits: WorkLimits) -> None:
@@ -176,10 +176,10 @@ def count_wire_items(signal: Signal, body: bytes) -> int:
     try:
         if signal is Signal.METRICS:
             request = _SHALLOW_METRICS.FromString(body)
-            return sum(len(getattr(metric, kind).items) for resource in request.resources  # type: ignore[attr-defined]
+            return sum(len(getattr(metric, kind).items) for resource in request.resources
                        for scope in resource.scopes for metric in scope.metrics for kind in _POINT_KINDS)
         request = _SHALLOW_ITEMS.FromString(body)
-        return sum(len(scope.items) for resource in request.resources for scope in resource.scopes)  # type: ignore[attr-defined]
+        return sum(len(scope.items) for resource in request.resources for scope in resource.scopes)
     except DecodeError as exc:
         raise ExportError(ErrorKind.MALFORMED, f"cannot parse {signal.value} protobuf: {exc}") from None
 

@@ -141,6 +141,7 @@ class GatedSite(web.BaseSite):
         self._host = host
         self._port = port
         self._gate = gate
+        self.port = port  # the bound one once started (port 0 asks the OS to choose)
 
     @property
     def name(self) -> str:
@@ -150,10 +151,7 @@ class GatedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
+        listening = await asyncio.get_running_loop().create_server(
             self._gate.factory(server), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog)
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        self._server = listening
+        self.port = int(listening.sockets[0].getsockname()[1])
