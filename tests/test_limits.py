@@ -92,6 +92,11 @@ def test_too_many_requests_in_flight_get_503_with_retry_after(small: RunningBrid
                 break
         assert response.status == 503
         assert response.getheader("Retry-After") == "1"
+        readyz = http.client.HTTPConnection("127.0.0.1", small.ports.metrics, timeout=10)
+        readyz.request("GET", "/readyz")
+        answer = readyz.getresponse()
+        assert (answer.status, answer.read()) == (503, b"not ready: overloaded: 1 requests in flight\n")
+        readyz.close()
     finally:
         holder.close()
     assert small.scrape().total("otlp_bridge_requests_total", outcome="overloaded") >= 1
