@@ -236,10 +236,37 @@ def test_memory_limit_covers_the_default_series_cap() -> None:
     assert load_settings(None).limits.max_series == 200_000, "re-measure when the default cap changes"
 
 
+def test_kustomize_builds_with_a_tokens_file(tmp_path: Path) -> None:
+    """`kubectl apply -k` as the README says: the generated Secret is what the Deployment reads, the
+    component labels what kube-prometheus-stack selects. Needs a kubectl with kustomize 4+."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (any kubectl >= 1.21 builds kustomizations)")
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree)
+    digest = hashlib.sha256(b"a token").hexdigest()
+    (tree / "tokens.env").write_text(
+        (K8S / "tokens.env.example").read_text().replace("<sha256 of the token, 64 hex digits>", digest))
+    built = subprocess.run([kubectl, "kustomize", str(tree)], capture_output=True, text=True, timeout=60, check=False)
+    assert built.returncode == 0, built.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(built.stdout)}
+    secret_name = docs["Secret"]["metadata"]["name"]
+    (container,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": secret_name}}]
+    assert docs["ServiceMonitor"]["metadata"]["labels"]["release"] == "prometheus"
+    assert docs["PrometheusRule"]["metadata"]["labels"]["release"] == "prometheus"
+
+
 def test_release_label_component_and_examples() -> None:
     component = yaml.safe_load((K8S / "components" / "release-label" / "kustomization.yaml").read_text())
     assert component["kind"] == "Component"
-    assert {f["kind"] for f in component["labels"][0]["fields"]} == {"ServiceMonitor", "PrometheusRule"}
+    targets = {p["target"]["kind"]: yaml.safe_load(p["patch"]) for p in component["patches"]}
+    assert set(targets) == {"ServiceMonitor", "PrometheusRule"}
+    for patch in targets.values():  # JSON patches onto labels every such object already has
+        assert patch == [{"op": "add", "path": "/metadata/labels/release", "value": "prometheus"}]
+    for kind in targets:
+        (doc,) = _by_kind(kind)
+        assert doc["metadata"]["labels"]
     assert "components/release-label" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["components"]
     assert all("release" not in d["metadata"].get("labels", {}) for d in _documents())
     for path in (K8S / "examples").glob("*.yaml"):
