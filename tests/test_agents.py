@@ -21,8 +21,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from otlp_bridge.cli import main
 from otlp_bridge.client_env import agent_setup
 from otlp_bridge.decode import Signal, decode_json, decode_protobuf
-from otlp_bridge.derive.ledger import agent_cost_insights, priced_cost
+from otlp_bridge.derive.ledger import Ledger, agent_cost_insights, priced_cost
 from otlp_bridge.derive.pricing import PriceTable, listed_price
+from otlp_bridge.series import Applied, FamilyMeta, Kind
+from otlp_bridge.store.accumulator import Store
 from otlp_bridge.translate.agents import Agent, recognise
 from tests.support import (
     CLAUDE,
@@ -395,3 +397,15 @@ def test_readme_shows_what_env_prints_for_each_agent() -> None:
     assert [line.split("  #")[0].rstrip() for line in sh.splitlines()[:len(printed)]] == printed
     printed = agent_setup("codex", "grpc", "http://127.0.0.1:4317", None, "bash").splitlines()
     assert toml.splitlines() == printed[1:]  # the first line says which file
+
+
+def test_cached_tokens_without_their_input_are_refused_and_counted_never_negative() -> None:
+    # No recorded agent sends these apart; if one did, the store refuses the negative input and says so.
+    codex = FamilyMeta("codex_turn_token_usage", Kind.HISTOGRAM, "")
+    labels = (("model", "gpt-5.1-codex"), ("token_type", "cached_input"))
+    store = Store()
+    derived = Ledger(PRICES).derive([Applied(codex, labels, 300.0, 1, 10**18)], 0.0)
+    result = store.apply(derived)
+    assert result.rejected == {"negative_delta": 2}  # the input tokens, and the cost priced from them
+    assert store.value("coding_agent_tokens_total", (("agent", "codex"), ("model", "gpt-5.1-codex"),
+                                                     ("type", "cache_read"))) == 300.0
