@@ -196,6 +196,15 @@ def test_compose_mounts_files_that_exist_and_binds_to_loopback() -> None:
             if source.startswith("."):
                 assert (ROOT / "deploy" / source).exists(), volume
         assert all(port.startswith("127.0.0.1:") for port in service.get("ports", [])), service["ports"]
+    budgets = compose["services"]["otlp-bridge"]["environment"]["OTLP_BRIDGE_BUDGETS"]
+    assert budgets == "${OTLP_BRIDGE_BUDGETS:-[]}"
+    readme = (ROOT / "README.md").read_text()
+    (example,) = re.findall(r"OTLP_BRIDGE_BUDGETS='([^']+)'", readme)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OTLP_BRIDGE_BUDGETS", example)
+        assert load_settings(None).budgets[0].limit_usd == 0.01
+        env.setenv("OTLP_BRIDGE_BUDGETS", "[]")  # compose's default
+        assert load_settings(None).budgets == []
     password = compose["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
     assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), "no default admin password"
     scrape = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
