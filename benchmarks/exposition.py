@@ -6,8 +6,9 @@
 A bridge (state persisted, as shipped) grown to each level of live series with t7's lines-of-code
 point under distinct `file` labels. At each level: the median of 5 scrapes per format, each after a
 one-point export that changes a series (so the body must really be rendered again), and one scrape
-with nothing changed. At the last level: RSS and peak RSS (VmHWM) around 40 parallel scrapes per
-format. Prints a table and writes results/exposition.json.
+with nothing changed; wall time, and the server's CPU time (steadier on a shared machine). At the
+last level: RSS and peak RSS (VmHWM) around 40 parallel scrapes per format. Prints a table and
+writes results/exposition.json.
 """
 
 from __future__ import annotations
@@ -67,14 +68,17 @@ async def _run(tree: Path, levels: list[int], parallel: int) -> dict[str, object
                 have = level
                 row: dict[str, object] = {"series": level}
                 for name, accept in FORMATS.items():
-                    times = []
+                    times, cpu = [], []
                     for _ in range(5):
                         async with session.post(ingest, data=_change(changes), headers=PROTOBUF) as response:
                             assert response.status == 200
                         changes += 1
+                        cpu_before = server.cpu_seconds()
                         seconds, size = await _scrape(session, metrics_url, accept)
                         times.append(seconds)
+                        cpu.append(server.cpu_seconds() - cpu_before)
                     row[f"{name}_s"] = round(statistics.median(times), 3)
+                    row[f"{name}_cpu_s"] = round(statistics.median(cpu), 3)
                     row[f"{name}_unchanged_s"] = round((await _scrape(session, metrics_url, accept))[0], 3)
                     row[f"{name}_mib"] = round(size / 2**20, 1)
                 rows.append(row)

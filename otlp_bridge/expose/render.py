@@ -78,7 +78,7 @@ def tail_names(metrics: Iterable[Metric]) -> list[tuple[str, Kind]]:
 
 
 # A label set's rendered form: `{a="x",b="y"}` ('' for none; None when a name is not a valid,
-# unreserved label name), and the OpenMetrics `_created` tail last written for it (created, text).
+# unreserved label name), and the `_created` value last written for it, as a number and as text.
 _Entry = tuple[str | None, float, str]
 _LINES_PER_CHUNK = 8192  # lines joined and encoded at a time: no single string of the whole body
 
@@ -109,9 +109,9 @@ class Renderer:
         return entry
 
     def _created(self, labels: Labels, entry: _Entry, created: float) -> str:
-        """`{labels} <created>\n`, formatted once per series (its creation time does not change)."""
+        """`<created>` as text, formatted once per series (its creation time does not change)."""
         if entry[1] != created:
-            entry = self._labels[labels] = (entry[0], created, f"{entry[0]} {value_text(created)}\n")
+            entry = self._labels[labels] = (entry[0], created, value_text(created))
         return entry[2]
 
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
@@ -159,8 +159,8 @@ class Renderer:
                 omitted["invalid_label_name" if text is None else "invalid_counter"] += 1
                 continue
             if fmt.openmetrics and created > 0:
-                tail = entry[2] if entry[1] == created else created_of(labels, entry, created)
-                append(f"{total}{text} {value!r}\n{created_name}{tail}")
+                since = entry[2] if entry[1] == created else created_of(labels, entry, created)
+                append(f"{total}{text} {value!r}\n{created_name}{text} {since}\n")
             else:
                 append(f"{total}{text} {value!r}\n")
 
@@ -184,7 +184,7 @@ class Renderer:
             else:
                 omitted["openmetrics_histogram_sum"] += 1
             if created > 0:
-                out.append(f"{name}_created{self._created(labels, entry, created)}")
+                out.append(f"{name}_created{text} {self._created(labels, entry, created)}\n")
 
     @staticmethod
     def tail(metrics: list[Metric], fmt: Format) -> bytes:

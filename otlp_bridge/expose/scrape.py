@@ -22,7 +22,7 @@ from otlp_bridge.translate.naming import FamilyNames
 
 log = logging.getLogger(__name__)
 
-WRITE_CHUNK = 256 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds no copy
+WRITE_CHUNK = 1024 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds one at most
 _DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
 Key = tuple[int, tuple[tuple[str, Kind], ...]]
 
