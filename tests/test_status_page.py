@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from otlp_bridge.derive.economics import TokenTotals, cache_savings
 from otlp_bridge.derive.insights import usd
+from otlp_bridge.derive.pricing import PriceTable
 from tests.cdp import Rendering, render
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
-from tests.test_transcripts import SESSIONS
+from tests.test_transcripts import CAPTURES, SESSIONS, read
 from tests.test_transcripts_history import COST, OLD, older_copy
 
 NOW = 1795421519.0 + 60  # Monday 2026-11-23 08:12:59 UTC, a minute after the last capture
@@ -105,6 +107,14 @@ def test_daily_bars_are_the_history(page: Page) -> None:
         drawn[day, model] += value
     assert dict(drawn) == {(d["date"], m): v for d in days for m, v in d["by_model"].items() if v > 0}
     # The imported Friday (3 days back) holds s1–s4 exactly as Claude Code priced them.
+    # Cache savings per day: the telemetry's (all of it this month) plus the imported weeks', each cache
+    # write at the price of its lifetime.
+    imported = 0.0
+    for usage in read(*(CAPTURES / o / "transcripts" for o in OLD))[1].records:
+        tokens = TokenTotals(usage.input, usage.output, usage.cache_read, usage.cache_creation, usage.cache_write_1h)
+        imported += cache_savings(tokens, PriceTable().price(usage.model))  # type: ignore[arg-type]
+    assert sum(d["cache_savings_usd"] or 0.0 for d in days) == pytest.approx(
+        page.summary["cost_usd"]["saved_by_cache"] + 2 * imported, rel=1e-9)
     friday = next(d for d in days if d["date"] == "2026-11-20")
     assert friday["cost_usd"] == pytest.approx(sum(COST[o] for o in OLD), rel=1e-9)
     assert friday["by_model"]["claude-haiku-4-5"] == pytest.approx(COST["s2_haiku_parallel_tools"], rel=1e-9)

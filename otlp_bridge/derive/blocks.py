@@ -8,8 +8,9 @@ so the floor is exact. For the window holding `now` (none when the last one has 
 - spend, tokens and requests in it, its start, end and time left;
 - burn rate = spend / hours since the window started (at least one minute);
 - projected total = spend + burn rate × hours left.
-Requests count only where the history keeps `claude_code_api_requests_total`. The weekly window's
-chain of windows begins at the oldest hour the history retains (`state.history_retention`).
+Requests count only where the history keeps `claude_code_api_requests_total`. A chain of windows
+is followed back two weeks at most: activity older than that does not move today's windows (and a
+scrape stays cheap on a long history).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from otlp_bridge.store.history import History, local_hour
 
 BLOCK_HOURS = 5
 WEEK_HOURS = 7 * 24
+LOOKBACK_HOURS = 2 * WEEK_HOURS  # how far back a chain of windows is followed
 _MIN_ELAPSED_HOURS = 1 / 60
 
 
@@ -91,19 +93,28 @@ def current_window(kind: str, user: str, hours: Mapping[int, HourActivity], leng
 
 
 def plan_windows(history: History | None, now: datetime) -> list[PlanWindow]:
-    """The open 5-hour block and weekly window of every user with activity in the history."""
+    """The open 5-hour block and weekly window of every user with activity in the last `LOOKBACK_HOURS`."""
     if history is None:
         return []
-    per_user: dict[str, dict[int, HourActivity]] = {}
+    first = local_hour(now.timestamp(), now.tzinfo or UTC) - LOOKBACK_HOURS
+    sums: dict[str, dict[str, dict[int, float]]] = {}  # user → field → hour → value
     for family, field_name in ((COST, "cost_usd"), (TOKENS, "tokens"), (API_REQUESTS.name, "requests")):
         for labels, per_hour in history.series(family):
-            hours = per_user.setdefault(dict(labels).get("user_id", ""), {})
+            user = next((v for k, v in labels if k == "user_id"), "")
+            into = sums.setdefault(user, {}).setdefault(field_name, {})
             for hour, value in per_hour.items():
-                activity = hours.setdefault(hour, HourActivity())
-                setattr(activity, field_name, getattr(activity, field_name) + value)
-    found = (current_window(kind, user, hours, length, now) for user, hours in sorted(per_user.items())
-             for kind, length in (("5h", BLOCK_HOURS), ("week", WEEK_HOURS)))
-    return [window for window in found if window is not None]
+                if hour >= first:
+                    into[hour] = into.get(hour, 0.0) + value
+    found = []
+    for user, fields in sorted(sums.items()):
+        hours = {h: HourActivity(fields.get("cost_usd", {}).get(h, 0.0), fields.get("tokens", {}).get(h, 0.0),
+                                 fields.get("requests", {}).get(h, 0.0))
+                 for h in set().union(*fields.values())}
+        for kind, length in (("5h", BLOCK_HOURS), ("week", WEEK_HOURS)):
+            window = current_window(kind, user, hours, length, now)
+            if window is not None:
+                found.append(window)
+    return found
 
 
 def window_row(window: PlanWindow, now: datetime, *, requests_known: bool) -> dict[str, Any]:

@@ -30,34 +30,41 @@ def daily(economics: Economics, days: int = 30) -> list[dict[str, Any]]:
     now = economics.now()
     today = local_hour(now.timestamp(), economics.tz) // 24
     first = today - days + 1
+    lo, hi = first * 24, (today + 1) * 24  # the hours of those days
     spend: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for labels, per_hour in history.series(fam.COST):
         model = dict(labels).get("model", "")
         for hour, value in per_hour.items():
-            if first <= hour // 24 <= today:
+            if lo <= hour < hi:
                 spend[hour // 24][model] += value
-    tokens: dict[tuple[int, str], TokenTotals] = defaultdict(TokenTotals)
+    by_type: dict[tuple[int, str, str], float] = defaultdict(float)  # (day, model, field) → tokens
     for labels, per_hour in history.series(fam.TOKENS):
         values = dict(labels)
         field_name = _TYPES.get(values.get("type", ""))
+        if field_name is None:
+            continue
+        model = values.get("model", "")
         for hour, value in per_hour.items():
-            if field_name and first <= hour // 24 <= today:
-                totals = tokens[hour // 24, values.get("model", "")]
-                setattr(totals, field_name, getattr(totals, field_name) + value)
+            if lo <= hour < hi:
+                by_type[hour // 24, model, field_name] += value
+    tokens: dict[tuple[int, str], TokenTotals] = defaultdict(TokenTotals)
+    for (day, model, field_name), value in by_type.items():
+        setattr(tokens[day, model], field_name, value)
     one_hour = {model: t.cache_creation_1h / t.cache_creation
                 for model, t in economics.tokens_by_model().items() if t.cache_creation}
+    prices = {model: economics.prices.price(model) for _, model in tokens}
+    savings: dict[int, float] = {}  # days with priced tokens only
+    for (day, model), totals in tokens.items():
+        price = prices[model]
+        if price is not None:
+            totals.cache_creation_1h = totals.cache_creation * one_hour.get(model, 0.0)
+            savings[day] = savings.get(day, 0.0) + cache_savings(totals, price)
     rows = []
     for day in range(first, today + 1):
-        savings: float | None = None
-        for (when, model), totals in tokens.items():
-            price = economics.prices.price(model)
-            if when == day and price is not None:
-                totals.cache_creation_1h = totals.cache_creation * one_hour.get(model, 0.0)
-                savings = (savings or 0.0) + cache_savings(totals, price)
         by_model = {model: round(v, 10) for model, v in sorted(spend.get(day, {}).items())}
         rows.append({"date": (_EPOCH + timedelta(days=day)).isoformat(),
                      "cost_usd": round(sum(by_model.values()), 10), "by_model": by_model,
-                     "cache_savings_usd": None if savings is None else round(savings, 10)})
+                     "cache_savings_usd": round(savings[day], 10) if day in savings else None})
     return rows
 
 
