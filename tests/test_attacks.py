@@ -32,6 +32,7 @@ import h2.events
 import pytest
 
 from otlp_bridge import cli
+from otlp_bridge.store.statedir import StateGuard, StateLost
 from tests.bridge_process import BridgeProcess
 from tests.support import CLAUDE, GRPC_PATHS
 
@@ -492,3 +493,23 @@ def test_unwritable_state_dir_names_the_dir_and_uid() -> None:
         assert "--fresh-state renames it" in text
     finally:
         shutil.rmtree(base)
+
+
+def test_an_unlinked_open_state_file_is_lost_too(work: Path) -> None:
+    # The journal segment being appended to is passed as an open fd: once unlinked, nothing more
+    # is acknowledged, and the guard stays lost (a restart, not a retry, is the way back).
+    guard = StateGuard.acquire(work / "bridge.db")
+    try:
+        (work / "bridge.db").write_bytes(b"\0" * 4096)
+        guard.watch()
+        segment = work / "journal-1"
+        fd = os.open(segment, os.O_WRONLY | os.O_CREAT)
+        guard.check((fd, segment))
+        segment.unlink()
+        with pytest.raises(StateLost, match="journal-1 was deleted while running"):
+            guard.check((fd, segment))
+        with pytest.raises(StateLost):
+            guard.check()
+        os.close(fd)
+    finally:
+        guard.release()

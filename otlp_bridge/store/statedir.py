@@ -131,10 +131,15 @@ class StateGuard:
         if not self.marker.exists():
             self.marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
 
-    def check(self) -> None:
-        """Before a commit: raise StateLost (and stay lost) unless the file is still the one opened."""
+    def check(self, *open_files: tuple[int, Path]) -> None:
+        """Before a commit: raise StateLost (and stay lost) unless the file is still the one opened.
+
+        `open_files` are other files of the state held open, as (fd, path), e.g. the journal
+        segment being appended to: one unlinked under us is lost too."""
         if self.lost is None:
-            self.lost = self._problem()
+            self.lost = self._problem() or next(
+                (f"state file {path} was deleted while running" for fd, path in open_files
+                 if os.fstat(fd).st_nlink == 0), None)
             if self.lost is not None:
                 log.error("%s; not acknowledging exports any more. Restart the bridge once the file "
                           "is restored (or with --fresh-state to accept the loss).", self.lost)
