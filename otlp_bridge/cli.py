@@ -18,7 +18,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 from otlp_bridge import __version__
 from otlp_bridge.app import serve
 from otlp_bridge.check import run_check
-from otlp_bridge.client_env import Agent, Shell, agent_setup, default_endpoint
+from otlp_bridge.client_env import Agent, Shell, agent_setup, default_endpoint, reachable
 from otlp_bridge.config import ConfigError, Settings, load_settings
 from otlp_bridge.health import check_health
 from otlp_bridge.logs import configure
@@ -70,7 +70,8 @@ def _defaults(args: argparse.Namespace) -> Settings | None:
 
 def _endpoint(args: argparse.Namespace, settings: Settings) -> str:
     server = settings.server
-    return args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port)
+    return args.endpoint or default_endpoint(args.protocol, server.host, server.grpc_port, server.http_port,
+                                             tls=settings.tls.enabled)
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -107,8 +108,8 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     server = settings.server
     endpoint = _endpoint(args, settings)
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
-    metrics_url = args.metrics_url or f"http://{host}:{server.metrics_port}/metrics"
+    metrics_tls = settings.tls.enabled and settings.tls.metrics_port
+    metrics_url = args.metrics_url or reachable(server.host, server.metrics_port, tls=metrics_tls) + "/metrics"
     result = run_check(endpoint, metrics_url, args.protocol, token=args.token,
                        metrics_auth=_metrics_auth(args, settings), wait=args.wait)
     print(result.message, file=sys.stdout if result.ok else sys.stderr)

@@ -10,11 +10,16 @@ Protocol = Literal["grpc", "http/protobuf", "http/json"]
 Shell = Literal["bash", "zsh", "fish", "powershell"]
 
 
-def default_endpoint(protocol: Protocol, host: str, grpc_port: int, http_port: int) -> str:
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    if ":" in reachable:
-        reachable = f"[{reachable}]"
-    return f"http://{reachable}:{grpc_port if protocol == 'grpc' else http_port}"
+def reachable(host: str, port: int, *, tls: bool = False) -> str:
+    """The base URL a client on this machine uses for a listener bound to `host`."""
+    name = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in name:
+        name = f"[{name}]"
+    return f"{'https' if tls else 'http'}://{name}:{port}"
+
+
+def default_endpoint(protocol: Protocol, host: str, grpc_port: int, http_port: int, *, tls: bool = False) -> str:
+    return reachable(host, grpc_port if protocol == "grpc" else http_port, tls=tls)
 
 
 def variables(protocol: Protocol, endpoint: str, token: str | None = None,

@@ -62,6 +62,8 @@ def test_env_defaults_follow_the_config(tmp_path: Path) -> None:
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:5318"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/json"
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in env
+    config.write_text('[tls]\ncert_file = "/etc/t.crt"\nkey_file = "/etc/t.key"\n')  # only read by serve
+    assert _run_env_in_bash(["--config", str(config)])["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://127.0.0.1:4317"
 
 
 def test_other_shells_quote_safely() -> None:
