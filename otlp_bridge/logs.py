@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
+from google.protobuf.message import Message
+
 from otlp_bridge import families
 from otlp_bridge.derive.query import series_of
 from otlp_bridge.self_metrics import SelfMetrics
@@ -115,13 +117,17 @@ async def digest_every(interval: float, stats: SelfMetrics, store: Store) -> Asy
             await task
 
 
-def exported(transport: str, signal: str, size: int, outcome: str, *, identity: Labels = (),
-             rejected: int = 0) -> None:
-    """One DEBUG line per export answered (the pipeline calls it once per request)."""
+def exported(transport: str, signal: str, size: int, response: Message, *, identity: Labels = ()) -> None:
+    """One DEBUG line per export answered with success (the pipeline calls it once per request;
+    refusals have their WARNING line already)."""
     if not export_log.isEnabledFor(logging.DEBUG):
         return
+    partial = response.partial_success if response.HasField("partial_success") else None
+    rejected = sum(value for spec, value in partial.ListFields() if spec.name.startswith("rejected_")) \
+        if partial is not None else 0
+    outcome = "partial" if partial is not None else "success"
     who = " from " + ", ".join(f"{k}={v}" for k, v in identity) if identity else ""
-    refused = f", {rejected} items refused" if rejected else ""
+    refused = f", {rejected} items refused ({partial.error_message})" if partial is not None else ""
     export_log.debug("%s %s export of %d bytes%s: %s%s", transport, signal, size, who, outcome, refused,
                      extra={"transport": transport, "signal": signal, "bytes": size, "outcome": outcome,
                             "identity": dict(identity), "items_refused": rejected})
