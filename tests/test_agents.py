@@ -325,8 +325,6 @@ def test_gemini_setup_speaks_only_what_gemini_sends(capsys: pytest.CaptureFixtur
     assert "JSON only" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="translate/events.py takes any log record with a session.id as a Claude "
-                   "Code event; it should skip scopes `recognise` names as another agent's")
 def test_other_agents_logs_are_not_claude_code_events(bridge: RunningBridge) -> None:
     replay_recorded(bridge, OTHER / "gemini-0.61.0" / "toolcall-http")
     replay_recorded(bridge, OTHER / "codex-0.169.0" / "toolcall-http")

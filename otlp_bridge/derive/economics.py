@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from otlp_bridge.derive.ledger import unpriced_models as ledger_unpriced
 from otlp_bridge.derive.pricing import Price, PriceTable, normalise
 from otlp_bridge.derive.query import totals_by
 from otlp_bridge.families import CACHE_WRITES, COST, TOKENS
@@ -229,7 +230,9 @@ class Economics:
         return out
 
     def unpriced_models(self) -> list[str]:
-        return sorted(m for m in self.tokens_by_model() if self.prices.price(m) is None)
+        """Models with tokens and no price: Claude Code's, and any agent's the ledger could not price."""
+        claude = {m for m in self.tokens_by_model() if self.prices.price(m) is None}
+        return sorted(claude | set(ledger_unpriced(self.store)))
 
     def plan_value_ratio(self) -> float | None:
         """API-equivalent spend this month over the subscription price (None without one)."""

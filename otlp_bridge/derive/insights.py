@@ -25,6 +25,7 @@ from typing import Any
 from otlp_bridge import families as act
 from otlp_bridge.config import InsightSettings
 from otlp_bridge.derive.economics import Economics, TokenTotals, cost_at
+from otlp_bridge.derive.ledger import agent_cost_insights
 from otlp_bridge.derive.query import histogram_by, series_of, total, totals_by
 from otlp_bridge.store.accumulator import Store
 
@@ -58,6 +59,7 @@ def insights(store: Store, economics: Economics, settings: InsightSettings) -> l
     found += _tools(store, settings)
     found += _budgets(economics)
     found += _silence(store, economics, settings)
+    found += [Insight(**row) for row in agent_cost_insights(store)]
     found.sort(key=lambda i: (SEVERITY_ORDER[i.severity], -i.potential_savings_usd, i.type))
     return [{**asdict(i), "potential_savings_usd": round(i.potential_savings_usd, 6)} for i in found]
 

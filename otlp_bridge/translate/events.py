@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otlp_bridge.families import EVENTS
 from otlp_bridge.series import Labels, Observation, Temporality, with_labels
+from otlp_bridge.translate.agents import Agent, recognise
 from otlp_bridge.translate.attributes import plain
 from otlp_bridge.translate.metrics import LabelPolicy, resource_identity
 
@@ -113,6 +114,9 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
         resource_who = [(k, v) for k, v in resource.items() if k not in _STANDARD_RESOURCE]
         resource_bytes = resource_logs.resource.SerializeToString(deterministic=True)
         for scope_logs in resource_logs.scope_logs:
+            agent = recognise(scope_logs.scope.name, resource.get("service.name", ""))
+            if agent is not None and agent is not Agent.CLAUDE_CODE:
+                continue  # another agent's log records (Gemini's carry session.id too): the ledger's, not ours
             for record in scope_logs.log_records:
                 attributes = {kv.key: plain(kv.value) for kv in record.attributes}
                 name = attributes.get("event.name") or ""
