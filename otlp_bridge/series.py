@@ -91,7 +91,12 @@ def with_labels(labels: Labels, **extra: str) -> Labels:
 def input_key(*parts: object) -> bytes:
     """The identity of an input series as a 16-byte digest: what temporality and replay state are
     kept under, in memory and on disk, for a fraction of the size of the parts themselves."""
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
+    return input_digest(repr(parts))
+
+
+def input_digest(parts_repr: str) -> bytes:
+    """`input_key` of parts whose repr is given (translators cache the repr up to a varying tail)."""
+    return hashlib.blake2b(parts_repr.encode(), digest_size=16).digest()
 
 
 # Label pairs shared by many series (job, user, model, …) are held once: a series' labels then cost

@@ -12,8 +12,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
+from itertools import islice, pairwise
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AGGREGATION_TEMPORALITY_CUMULATIVE,
@@ -24,7 +25,16 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from otlp_bridge import families
-from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Labels, Observation, Temporality, input_key
+from otlp_bridge.series import (
+    FamilyMeta,
+    HistogramValue,
+    Kind,
+    Labels,
+    Observation,
+    Temporality,
+    input_digest,
+    input_key,
+)
 from otlp_bridge.translate.attributes import string_map
 from otlp_bridge.translate.naming import help_text, label_name, metric_name
 
@@ -134,6 +144,8 @@ def _translate_metric(
     # A monotonic cumulative stream is (series, start time), as the Collector keys it: processes that
     # share every attribute (session id off) but started apart must not look like each other's resets.
     by_start = temporality is Temporality.CUMULATIVE and family.monotonic
+    identities = _identities(policy)
+    resource_repr = repr(resource_key)
     for point in data.data_points:
         value: object = None
         if not point.flags & DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK:
@@ -143,18 +155,81 @@ def _translate_metric(
                 continue
         elif temporality is not Temporality.LAST_VALUE:
             continue  # a staleness marker on a sum or histogram: nothing to add, nothing wrong
-        attributes = tuple(sorted(string_map(point.attributes).items()))
-        if any(len(v) > policy.max_value_length for _, v in attributes):
+        cache_key = (family.name, resource_repr, _attribute_bytes(point))
+        ident = identities.get(cache_key)
+        if ident is None:
+            ident = identities.add(cache_key, _PointIdentity.of(point, family.name, resource_key, identity, policy))
+        if ident.truncated:
             out.truncated += 1
+        start = point.start_time_unix_nano
         out.observations.append(Observation(
-            family,
-            input_key(family.name, resource_key, attributes, point.start_time_unix_nano if by_start else None),
-            policy.output_labels(attributes, identity),
-            temporality,
-            point.start_time_unix_nano,
-            point.time_unix_nano,
-            value,  # type: ignore[arg-type]
+            family, ident.key_with_start(start) if by_start else ident.key, ident.labels, temporality, start,
+            point.time_unix_nano, value,  # type: ignore[arg-type]
         ))
+
+
+# --- what repeats: a point's attributes ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _PointIdentity:
+    """What a point's attribute set (in one family, from one resource) translates to, worked out once."""
+
+    labels: Labels  # of the output series
+    key: bytes  # the input series' key, without a start time
+    key_prefix: str  # what `input_key` hashes, up to the start time
+    truncated: bool  # a label value was cut to the length limit
+
+    @classmethod
+    def of(cls, point: object, name: str, resource_key: tuple[object, ...], identity: Labels,
+           policy: LabelPolicy) -> _PointIdentity:
+        attributes = tuple(sorted(string_map(point.attributes).items()))  # type: ignore[attr-defined]
+        parts = repr((name, resource_key, attributes, None))
+        return cls(policy.output_labels(attributes, identity), input_key(name, resource_key, attributes, None),
+                   parts[:-len("None)")], any(len(v) > policy.max_value_length for _, v in attributes))
+
+    def key_with_start(self, start: int) -> bytes:
+        """`input_key(name, resource_key, attributes, start)`, from the prefix of its repr."""
+        return input_digest(f"{self.key_prefix}{start!r})")
+
+
+class _Identities:
+    """Attribute sets seen lately → their `_PointIdentity`; bounded (oldest first out), since under a
+    cardinality attack every set is new."""
+
+    def __init__(self, capacity: int = 65536) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[str, str, bytes], _PointIdentity] = {}
+        self.get = self._entries.get
+
+    def add(self, key: tuple[str, str, bytes], ident: _PointIdentity) -> _PointIdentity:
+        entries = self._entries
+        if len(entries) >= self.capacity:
+            for old in list(islice(entries, self.capacity // 4)):
+                del entries[old]
+        entries[key] = ident
+        return ident
+
+
+_BY_POLICY: dict[LabelPolicy, _Identities] = {}
+
+
+def _identities(policy: LabelPolicy) -> _Identities:
+    found = _BY_POLICY.get(policy)
+    if found is None:
+        if len(_BY_POLICY) > 16:  # one policy per bridge; tests make more
+            _BY_POLICY.clear()
+        found = _BY_POLICY[policy] = _Identities()
+    return found
+
+
+def _attribute_bytes(point: Message) -> bytes:
+    """The point's serialized form without its leading 64-bit fields (times, count, sum, value): the
+    attributes, plus whatever else the point carries. Two points with the same bytes here have the same
+    attributes; if the encoder ever put attributes first, every point would just be its own entry."""
+    body = point.SerializeToString()
+    i, end = 0, len(body)
+    while i < end and body[i] < 0x80 and body[i] & 7 == 1:  # a one-byte tag of wire type 64-bit
+        i += 9
+    return body[i:]
 
 
 def _point_count(metric: Metric, kind: str | None) -> int:
