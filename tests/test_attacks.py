@@ -352,10 +352,11 @@ def test_work_bombs_are_refused_while_healthz_answers(shared: BridgeProcess, bui
         took = time.perf_counter() - started
         time.sleep(0.1)
     assert response.status == status, answer
-    # Counting 10M protobuf items without decoding them still visits each (~70 ns, more on a loaded
-    # machine); JSON is refused from a C-speed pre-scan. Before: 52-80 s for the JSON one.
+    # JSON is refused from a C-speed pre-scan; 10M protobuf items are counted without decoding
+    # them, in a worker thread (~0.1-0.3 s of /healthz delay, more on a loaded machine).
+    # Before: the JSON one took 52-80 s of CPU and held /healthz up to 52 s.
     assert took < 5.0, (name, took)
-    assert probe.worst < 4.0, (name, probe.worst)
+    assert probe.worst < 2.0, (name, probe.worst)
     assert bridge.rss_bytes() - rss_before < 200 * MiB
     assert good_http(bridge) == 200
 

@@ -20,11 +20,12 @@ import grpc
 from grpc import aio
 
 from otlp_bridge.config import LimitSettings
-from otlp_bridge.decode import Signal, WorkLimits, check_body
+from otlp_bridge.decode import Signal, WorkLimits
 from otlp_bridge.errors import ErrorKind, ExportError
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.receive.admission import Admission
 from otlp_bridge.receive.auth import TokenAuth
+from otlp_bridge.receive.work import check_work
 
 _SERVICES = {
     Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
@@ -79,7 +80,7 @@ def _handler(pipeline: Pipeline, signal: Signal, auth: TokenAuth, admission: Adm
             with admission.slot() as reservation:
                 body = await _read_one(context, limits.read_timeout)
                 reservation.take(len(body))
-                check_body(signal, body, as_json=False, limits=limits.work)
+                await check_work(signal, body, as_json=False, limits=limits.work)
                 # An empty message is a valid gRPC request (the SDK never sends one, but it is no error).
                 response = await pipeline.handle("grpc", signal, body, allow_empty=True, identity=identity)
             return response.SerializeToString()

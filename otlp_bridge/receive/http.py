@@ -16,17 +16,19 @@ from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
 
 from otlp_bridge.config import LimitSettings
-from otlp_bridge.decode import Signal, WorkLimits, check_body, encode_response, gunzip
+from otlp_bridge.decode import Signal, WorkLimits, encode_response, gunzip
 from otlp_bridge.errors import ErrorKind, ExportError
 from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.receive.admission import Admission, Reservation
 from otlp_bridge.receive.auth import TokenAuth
 from otlp_bridge.receive.connections import ConnectionGate, GatedSite
+from otlp_bridge.receive.work import check_work
 from otlp_bridge.self_metrics import SelfMetrics
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _SIGNAL_SUFFIXES = {f"/v1/{signal.value}": signal for signal in Signal}
+_INFLATE_OFF_LOOP_BYTES = 4096
 
 
 def _signal_of(path: str) -> Signal | None:
@@ -75,7 +77,7 @@ class OtlpHttpHandler:
             identity = self.auth.identify(request.headers.get("Authorization"))
             with self.admission.slot() as reservation:
                 body = await self._body(request, reservation)
-                check_body(signal, body, as_json=as_json, limits=self.limits.work)
+                await check_work(signal, body, as_json=as_json, limits=self.limits.work)
                 response = await self.pipeline.handle("http", signal, body, as_json=as_json, identity=identity)
             return _reply(response, as_json)
         except ExportError as exc:
@@ -100,7 +102,11 @@ class OtlpHttpHandler:
         body = await self._read_limited(request, reservation)
         if encoding != "gzip":
             return body
-        inflated = gunzip(body, self.limits.max_decompressed_bytes)
+        # Deflate's ratio is at most ~1032:1, so only a body past a few KiB can take long to inflate.
+        if len(body) > _INFLATE_OFF_LOOP_BYTES:
+            inflated = await asyncio.to_thread(gunzip, body, self.limits.max_decompressed_bytes)
+        else:
+            inflated = gunzip(body, self.limits.max_decompressed_bytes)
         reservation.take(len(inflated))
         return inflated
 
