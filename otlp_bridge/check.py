@@ -178,7 +178,7 @@ def run_check(endpoint: str, metrics_url: str, protocol: Protocol, *, token: str
     except SEND_ERRORS as exc:
         return CheckResult(False, _explain_send_failure(exc, endpoint, protocol, token))
     try:
-        seen = _until(True, run, metrics_url, auth=metrics_auth, wait=wait)
+        seen = _until(True, run, metrics_url, metrics_auth, wait)
     except MetricsUnreadable as exc:
         return CheckResult(False, f"the export was accepted, but {exc}." + _remove(run, endpoint, protocol, token,
                                                                                     wait))
@@ -186,9 +186,17 @@ def run_check(endpoint: str, metrics_url: str, protocol: Protocol, *, token: str
     if not seen:
         return CheckResult(False, f"the export was accepted by {endpoint}, but {metrics_url} does not show it. "
                                   f"Is that the same bridge's metrics port?{leftover}")
-    if not leftover and not _until(False, run, metrics_url, metrics_auth, wait):
+    if not leftover and not _gone(run, metrics_url, metrics_auth, wait):
         leftover = f" (its series {CHECK_SERIES}{{{RUN_LABEL}=\"{run}\"}} is still on {metrics_url})"
     return CheckResult(True, f"ok: an export over {protocol} to {endpoint} shows on {metrics_url}{leftover}")
+
+
+def _gone(run: str, metrics_url: str, auth: str | None, wait: float) -> bool:
+    """Whether the run's series left /metrics after its staleness marker (unreadable now: not known, say so)."""
+    try:
+        return _until(False, run, metrics_url, auth, wait)
+    except MetricsUnreadable:
+        return False
 
 
 def _remove(run: str, endpoint: str, protocol: Protocol, token: str | None, wait: float) -> str:
