@@ -238,6 +238,9 @@ def test_grpc_messages_are_bounded_in_size_count_and_time(work: Path) -> None:
         settle(held, partial, 0.5)
         rss_held = bridge.rss_bytes()
         assert rss_held - rss_before < 8 * MiB + 48 * MiB
+        # While they hold the RPC budget: HTTP is untouched, gRPC is told to retry (OTLP exporters do).
+        assert good_http(bridge) == 200
+        assert good_grpc(bridge) == grpc.StatusCode.RESOURCE_EXHAUSTED
         settle(held, partial, 6.0)
         statuses = sorted(str(c.status.get(s)) for c, s in partial)
         # 8 admitted ones: DEADLINE_EXCEEDED after the 2 s read timeout; the 4 past the RPC limit: refused.
