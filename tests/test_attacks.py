@@ -133,19 +133,25 @@ def test_slow_http_bodies_hold_no_budget_and_time_out(bridge: BridgeProcess) -> 
     assert bridge.rss_bytes() - rss_before < 40 * MiB
 
 
-def test_connections_past_the_limit_get_503_and_the_slot_comes_back(work: Path) -> None:
-    bridge = _bridge(work, FAST + "max_connections = 4\n")
+def test_connections_past_the_limit_get_503_and_idle_ones_are_closed(work: Path) -> None:
+    bridge = _bridge(work, FAST + 'max_connections = 4\nconnection_idle_timeout = "PT1.5S"\n')
     try:
-        idle = [socket.create_connection(("127.0.0.1", bridge.http)) for _ in range(4)]
+        idle = [socket.create_connection(("127.0.0.1", bridge.http)) for _ in range(3)]
+        idle.append(socket.create_connection(("127.0.0.1", bridge.http)))
+        idle[-1].sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n")  # headers that never finish
         time.sleep(0.2)
         refused = socket.create_connection(("127.0.0.1", bridge.http))
         refused.settimeout(5)
         assert refused.recv(64).startswith(b"HTTP/1.1 503")
-        idle.pop().close()
-        wait_for(lambda: good_http(bridge) == 200)
-        assert bridge.scrape().total("otlp_bridge_connections_refused_total", reason="connection_limit") >= 1
+        # Idle connections (a half-sent header included) are closed after connection_idle_timeout.
+        started = time.monotonic()
         for sock in idle:
+            sock.settimeout(5)
+            assert sock.recv(64) == b""
             sock.close()
+        assert time.monotonic() - started < 3.0
+        assert good_http(bridge) == 200
+        assert bridge.scrape().total("otlp_bridge_connections_refused_total", reason="connection_limit") >= 1
     finally:
         bridge.stop()
 
