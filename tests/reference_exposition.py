@@ -15,7 +15,8 @@ from otlp_bridge.series import Kind
 
 
 def _family_metrics(families: list[FamilySnapshot], openmetrics: bool) -> Iterator[Metric]:
-    for meta, samples in families:
+    for family in families:
+        meta, samples = family.meta, list(family.samples())
         if meta.kind is Kind.HISTOGRAM:
             metric = Metric(meta.name, meta.help, "histogram")
             for labels, value, created in samples:

@@ -93,9 +93,10 @@ def _awkward() -> list[FamilySnapshot]:
     labels = (("path", AWKWARD), ("z", ""))
     histogram = ((0.5, 1.0, 2.5), (1, 0, 2, 3), 6, 17.25)
     return [
-        (FamilyMeta("odd_values", Kind.GAUGE, HELP, False), [(labels, -0.0, 0.0), ((), 5e-324, 0.0)]),
-        (FamilyMeta("odd_count_total", Kind.COUNTER, HELP), [(labels, 1e308, 1763900000.25), ((), 3, 0.0)]),
-        (FamilyMeta("odd_seconds", Kind.HISTOGRAM, HELP), [(labels, histogram, 1763900000.5)]),
+        FamilySnapshot.of(FamilyMeta("odd_values", Kind.GAUGE, HELP, False), [(labels, -0.0, 0.0), ((), 5e-324, 0.0)]),
+        FamilySnapshot.of(FamilyMeta("odd_count_total", Kind.COUNTER, HELP),
+                          [(labels, 1e308, 1763900000.25), ((), 3, 0.0)]),
+        FamilySnapshot.of(FamilyMeta("odd_seconds", Kind.HISTOGRAM, HELP), [(labels, histogram, 1763900000.5)]),
     ]
 
 
@@ -103,7 +104,7 @@ def _awkward() -> list[FamilySnapshot]:
 def test_awkward_label_values_help_and_numbers_are_escaped_alike(fmt: Format) -> None:
     families = _awkward()
     ours = render(families, [], fmt)
-    shown = [(replace(meta, help=help_text(meta.help, meta.name)), samples) for meta, samples in families]
+    shown = [replace(f, meta=replace(f.meta, help=help_text(f.meta.help, f.meta.name))) for f in families]
     assert parsed(ours, fmt) == parsed(reference(shown, [], fmt.openmetrics), fmt)
     read = parsed(ours, fmt)
     assert read["odd_count"][1] == "a 'quoted' help\\with newline"  # parsers drop `_total` from the family
@@ -113,7 +114,7 @@ def test_awkward_label_values_help_and_numbers_are_escaped_alike(fmt: Format) ->
 
 def test_what_a_format_cannot_carry_is_left_out_and_counted() -> None:
     bad_histogram = ((-1.0, 1.0, math.inf), (1, 1, 0, 0), 2, -3.0)
-    families: list[FamilySnapshot] = [
+    families = [FamilySnapshot.of(meta, samples) for meta, samples in [
         (FamilyMeta("dup", Kind.HISTOGRAM, "h"), [((), ((1.0,), (1, 1), 2, 2.0), 0.0)]),
         (FamilyMeta("dup_count", Kind.GAUGE, "clashes with the histogram", False), [((), 1.0, 0.0)]),
         (FamilyMeta("claude_code_spend_usd_total", Kind.COUNTER, "clashes with a derived gauge"), [((), 1.0, 1.0)]),
@@ -123,7 +124,7 @@ def test_what_a_format_cannot_carry_is_left_out_and_counted() -> None:
         (FamilyMeta("broken_total", Kind.COUNTER, "c"), [((("k", "neg"),), -1.0, 0.0), ((("k", "nan"),), math.nan, 0.0),
                                                          ((("k", "ok"),), 1.0, 5.0)]),
         (FamilyMeta("negative_seconds", Kind.HISTOGRAM, "h"), [((), bad_histogram, 5.0)]),
-    ]
+    ]]
     spend = Metric("claude_code_spend_usd", "derived", "gauge")
     spend.add_sample("claude_code_spend_usd", {"period": "day"}, 1.0)
     for fmt in (TEXT, OPENMETRICS):
@@ -170,8 +171,8 @@ def test_snapshot_of_many_series_yields_and_misses_none() -> None:
                 await asyncio.sleep(0)
 
         families, _ = await asyncio.gather(snapshot(store), writer())
-        (family,) = [f for f in families if f[0].name == "many_total"]
-        return len(family[1]), sum(v for labels, v, _ in family[1] if labels[0][0] == "i")  # type: ignore[misc]
+        (family,) = [f for f in families if f.meta.name == "many_total"]
+        return len(family.labels), sum(v for labels, v, _ in family.samples() if labels[0][0] == "i")  # type: ignore[misc]
 
     seen, total = asyncio.run(copy_while_writing())
     assert seen in (count, count + 1)

@@ -23,13 +23,14 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import exposition as text_exposition
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import CollectorRegistry
 
-from otlp_bridge.expose.snapshot import FamilySnapshot, HistogramSnapshot, histogram_buckets
+from otlp_bridge.expose.snapshot import FamilySnapshot, histogram_buckets
 from otlp_bridge.series import Kind, Labels
 from otlp_bridge.translate.naming import FamilyNames, help_text, is_label_name, openmetrics_name
 
@@ -119,9 +120,10 @@ class Renderer:
         """The store's families, in chunks; `taken` holds the names already exposed (and gains these)."""
         chunks: list[bytes] = []
         out: list[str] = []
-        for meta, samples in snap:
+        for family in snap:
+            meta = family.meta
             if taken.refusal(meta.name, meta.kind):
-                omitted["name_collision"] += len(samples) or 1
+                omitted["name_collision"] += len(family.labels) or 1
                 continue
             taken.add(meta.name, meta.kind)
             name = openmetrics_name(meta.name, meta.kind) if fmt.openmetrics else meta.name
@@ -129,15 +131,18 @@ class Renderer:
             out.append(f"# HELP {name} {help_}\n# TYPE {name} {meta.kind.value}\n")
             render = (self._histograms if meta.kind is Kind.HISTOGRAM else
                       self._counters if meta.kind is Kind.COUNTER else self._gauges)
-            for start in range(0, len(samples), _LINES_PER_CHUNK):
-                render(out, name, samples[start:start + _LINES_PER_CHUNK], fmt, omitted)  # type: ignore[operator]
+            for start in range(0, len(family.labels), _LINES_PER_CHUNK):
+                end = start + _LINES_PER_CHUNK
+                samples = zip(family.labels[start:end], family.values[start:end], family.created[start:end],
+                              strict=True)
+                render(out, name, samples, fmt, omitted)
                 chunks.append("".join(out).encode("utf-8", "replace"))
                 out.clear()
         if out:
             chunks.append("".join(out).encode("utf-8", "replace"))
         return chunks
 
-    def _gauges(self, out: list[str], name: str, samples: list[tuple[Labels, float, float]], _: Format,
+    def _gauges(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], _: Format,
                 omitted: Counter[str]) -> None:
         entry_of, append = self._entry, out.append
         for labels, value, _created in samples:
@@ -147,7 +152,7 @@ class Renderer:
                 continue
             append(f"{name}{text} {repr(value) if value - value == 0 else value_text(value)}\n")
 
-    def _counters(self, out: list[str], name: str, samples: list[tuple[Labels, float, float]], fmt: Format,
+    def _counters(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], fmt: Format,
                   omitted: Counter[str]) -> None:
         entry_of, created_of, append = self._entry, self._created, out.append
         total = name + "_total" if fmt.openmetrics else name
@@ -164,7 +169,7 @@ class Renderer:
             else:
                 append(f"{total}{text} {value!r}\n")
 
-    def _histograms(self, out: list[str], name: str, samples: list[tuple[Labels, HistogramSnapshot, float]],
+    def _histograms(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]],
                     fmt: Format, omitted: Counter[str]) -> None:
         for labels, value, created in samples:
             entry = self._entry(labels)
@@ -191,9 +196,9 @@ class Renderer:
         """The few families made as prometheus_client Metrics (derived, self), rendered by it; for
         OpenMetrics this ends the exposition with `# EOF`."""
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Fixed(metrics))  # type: ignore[arg-type]
+        registry.register(_Fixed(metrics))
         if fmt.openmetrics:
-            return om_exposition.generate_latest(registry)  # type: ignore[no-any-return]
+            return om_exposition.generate_latest(registry)
         return text_exposition.generate_latest(registry)
 
 

@@ -6,19 +6,39 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from otlp_bridge.families import INTERNAL_PREFIX
 from otlp_bridge.self_metrics import SelfMetrics
-from otlp_bridge.series import FamilyMeta, Labels
-from otlp_bridge.store.accumulator import HistogramTotal, Store, Total
+from otlp_bridge.series import FamilyMeta, Kind, Labels
+from otlp_bridge.store.accumulator import HistogramTotal, Store
 
 HistogramSnapshot = tuple[tuple[float, ...], tuple[int, ...], int, float]
-# labels, value, created (Unix seconds; 0.0 when unknown)
-Sample = tuple[Labels, float | HistogramSnapshot, float]
-FamilySnapshot = tuple[FamilyMeta, list[Sample]]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySnapshot:
+    """One family's series as parallel lists: labels, values, and when each was created (Unix seconds;
+    0.0 when unknown). Lists of floats, not a tuple per series: a copy of 100k series then allocates
+    nothing the garbage collector must trace (tuples would set off full collections mid-scrape)."""
+
+    meta: FamilyMeta
+    labels: list[Labels]
+    values: list[float] | list[HistogramSnapshot]
+    created: list[float]
+
+    @classmethod
+    def of(cls, meta: FamilyMeta, samples: list[tuple[Labels, float | HistogramSnapshot, float]]) -> FamilySnapshot:
+        labels, values, created = (list(column) for column in zip(*samples, strict=True)) if samples else ([], [], [])
+        return cls(meta, labels, values, created)
+
+    def samples(self) -> Iterator[tuple[Labels, float | HistogramSnapshot, float]]:
+        return zip(self.labels, self.values, self.created, strict=True)
+
 
 CHUNK = 5000  # series copied between two yields to the event loop
 
@@ -31,14 +51,21 @@ async def snapshot(store: Store) -> list[FamilySnapshot]:
     for family in list(store.families.values()):
         if family.meta.name.startswith(INTERNAL_PREFIX):
             continue
-        items = list(family.series.items())  # the dict may grow while we yield
-        samples: list[Sample] = []
-        for start in range(0, len(items), CHUNK):
-            samples.extend([(labels, series.value if type(series) is Total else _histogram_snapshot(series),
-                             series.created) for labels, series in items[start:start + CHUNK]])
-            if len(items) > CHUNK:
+        # Copied at once (no yield between): the dict may grow while we yield below.
+        labels, held = list(family.series), list(family.series.values())
+        values: list[Any] = []
+        created: list[float] = []
+        histogram = family.meta.kind is Kind.HISTOGRAM
+        for start in range(0, len(held), CHUNK):
+            chunk = held[start:start + CHUNK]
+            if histogram:
+                values.extend([_histogram_snapshot(series) for series in chunk])  # type: ignore[arg-type]
+            else:
+                values.extend([series.value for series in chunk])  # type: ignore[union-attr]
+            created.extend([series.created for series in chunk])
+            if len(held) > CHUNK:
                 await asyncio.sleep(0)
-        families.append((family.meta, samples))
+        families.append(FamilySnapshot(family.meta, labels, values, created))
     return families
 
 
