@@ -523,3 +523,16 @@ def test_an_unlinked_open_state_file_is_lost_too(work: Path) -> None:
         os.close(fd)
     finally:
         guard.release()
+
+
+def test_a_failed_state_write_is_reported_until_one_succeeds(work: Path) -> None:
+    guard = StateGuard.acquire(work / "bridge.db")
+    try:
+        (work / "bridge.db").write_bytes(b"\0" * 4096)
+        guard.watch()
+        guard.wrote(OSError(28, "No space left on device"))
+        assert guard.problem == f"cannot write state in {work}: [Errno 28] No space left on device"
+        guard.wrote(None)
+        assert guard.problem is None
+    finally:
+        guard.release()

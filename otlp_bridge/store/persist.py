@@ -398,9 +398,13 @@ class SqliteState:
                 if self.guard is not None:
                     self.guard.check()  # the file is still the one opened, or nothing is acknowledged
                 await asyncio.to_thread(self._append, record)
-            except BaseException:
+            except BaseException as exc:
                 store.mark_dirty(dirty)
+                if self.guard is not None:
+                    self.guard.wrote(exc)  # /readyz reports it until a write succeeds
                 raise
+            if self.guard is not None:
+                self.guard.wrote(None)
             self._pending.merge(record)
             if self._journal.size > CHECKPOINT_BYTES and self._background is None:
                 self._background = asyncio.create_task(self._checkpoint_in_background())

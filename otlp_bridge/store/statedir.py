@@ -93,6 +93,7 @@ class StateGuard:
         self.marker = path.with_name(path.name + MARKER_SUFFIX)
         self.lock = DirLock(path.parent)
         self.lost: str | None = None  # why nothing more is acknowledged, once the file changed
+        self.failing: str | None = None  # the last state write's error, until one succeeds
         self._identity: tuple[int, int] | None = None
         self._size = 0
 
@@ -145,6 +146,15 @@ class StateGuard:
                           "is restored (or with --fresh-state to accept the loss).", self.lost)
         if self.lost is not None:
             raise StateLost(self.lost)
+
+    def wrote(self, error: BaseException | None) -> None:
+        """After a state write: remember its failure (disk full, I/O error) until one succeeds."""
+        self.failing = None if error is None else f"cannot write state in {self.path.parent}: {error}"
+
+    @property
+    def problem(self) -> str | None:
+        """Why exports are not being acknowledged now (for /readyz), or None."""
+        return self.lost or self.failing
 
     def _problem(self) -> str | None:
         try:
