@@ -241,7 +241,7 @@ def test_import_command_summary_and_openmetrics(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(tmp_path / "missing"),
                           "--label", "model=x"], capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2
-    assert "--label 'model=x'" in bad.stderr
+    assert "--label: 'model' is not a label name an import may set" in bad.stderr
 
 
 def _promtool(*args: str) -> None:

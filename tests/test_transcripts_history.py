@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from otlp_bridge.config import Settings
+from otlp_bridge.transcripts.endpoint import is_loopback
 from tests.support import RunningBridge, replay, settings_for_test
 from tests.test_transcripts import CAPTURES
 
@@ -55,21 +58,28 @@ def bridge_with_telemetry(tmp: Path) -> None:
     bridge.stop()
 
 
+def run_import(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "otlp_bridge", "import", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
 def import_into(tmp: Path, *paths: Path, user: str = USER) -> str:
-    result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", *map(str, paths), "--state-dir",
-                             str(tmp / "state"), "--label", f"user_id={user}"],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = run_import(*map(str, paths), "--state-dir", str(tmp / "state"), "--label", f"user_id={user}")
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def summary_and_totals(tmp: Path) -> tuple[dict[str, Any], dict[str, float]]:
+def observed(bridge: RunningBridge) -> tuple[dict[str, Any], dict[str, float]]:
     """/summary, and the live cost counters (Claude Code's and the cross-agent ledger's) from /metrics."""
+    scrape = bridge.scrape()
+    return bridge.get_json("/summary"), {name: scrape.total(name) for name in (
+        "claude_code_cost_usage_USD_total", "coding_agent_cost_usd_total")}
+
+
+def summary_and_totals(tmp: Path) -> tuple[dict[str, Any], dict[str, float]]:
     bridge = RunningBridge(settings(tmp), clock=lambda: NOW)
     try:
-        scrape = bridge.scrape()
-        return bridge.get_json("/summary"), {name: scrape.total(name) for name in (
-            "claude_code_cost_usage_USD_total", "coding_agent_cost_usd_total")}
+        return observed(bridge)
     finally:
         bridge.stop()
 
@@ -122,8 +132,7 @@ def test_the_rule_is_per_user(tmp_path: Path) -> None:
 
 
 def test_a_missing_state_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(CAPTURES), "--state-dir",
-                             str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120, check=False)
+    result = run_import(str(CAPTURES), "--state-dir", str(tmp_path / "nothing"))
     assert result.returncode == 1
     assert "no bridge state there" in result.stderr
     assert not (tmp_path / "nothing").exists()
@@ -132,9 +141,65 @@ def test_a_missing_state_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_running_bridge_keeps_its_state_to_itself(tmp_path: Path) -> None:
     bridge = RunningBridge(settings(tmp_path), clock=lambda: NOW)
     try:
-        result = subprocess.run([sys.executable, "-m", "otlp_bridge", "import", str(CAPTURES), "--state-dir",
-                                 str(tmp_path / "state")], capture_output=True, text=True, timeout=120, check=False)
+        result = run_import(str(CAPTURES), "--state-dir", str(tmp_path / "state"))
     finally:
         bridge.stop()
     assert result.returncode == 1
     assert "in use by another otlp-bridge" in result.stderr
+
+
+def test_into_a_running_bridge(tmp_path: Path) -> None:
+    bridge = RunningBridge(settings(tmp_path), clock=lambda: NOW)
+    try:
+        for session in LIVE:
+            replay(bridge, CAPTURES / session / "otlp")
+        before, totals = observed(bridge)
+        url = f"http://127.0.0.1:{bridge.ports.metrics}"
+        old = [older_copy(s, tmp_path / "transcripts", days=3) for s in OLD]
+        first = run_import(str(CAPTURES), *map(str, old), "--to", url, "--label", f"user_id={USER}")
+        assert first.returncode == 0, first.stderr
+        assert "history: 8 responses in " in first.stdout
+        assert "13 responses in hours telemetry covers" in first.stdout
+        after, totals_after = observed(bridge)
+        expected = before["cost_usd"]["this_month"] + sum(COST[s] for s in OLD)
+        assert after["cost_usd"]["this_month"] == pytest.approx(expected, rel=1e-9)
+        assert after["budgets"][0]["spent_usd"] == pytest.approx(expected, rel=1e-9)
+        assert totals_after == pytest.approx(totals)  # history only
+        again = run_import(str(CAPTURES), *map(str, old), "--to", url + "/", "--label", f"user_id={USER}")
+        assert "history: 8 responses in 0 new or grown hourly buckets" in again.stdout
+    finally:
+        bridge.stop()
+    # acknowledged means durable
+    assert summary_and_totals(tmp_path)[0]["cost_usd"]["this_month"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_into_a_running_bridge_with_credentials_and_bad_bodies(tmp_path: Path) -> None:
+    guarded = settings_for_test(tmp_path, auth={"metrics": {"bearer_token": "s3cret"}})
+    bridge = RunningBridge(guarded, clock=lambda: NOW)
+    try:
+        url = f"http://127.0.0.1:{bridge.ports.metrics}"
+        refused = run_import(str(CAPTURES), "--to", url)
+        assert refused.returncode == 1
+        assert "HTTP 401" in refused.stderr
+        allowed = run_import(str(CAPTURES), "--to", url, "--token", "s3cret")
+        assert allowed.returncode == 0, allowed.stderr
+        assert "history: 13 responses in " in allowed.stdout
+        for body, why in (
+            (b"{not json", "bad import"),
+            (b'{"usage": [[1, "m", "p", 1, -5, 0, 0, 0, 0]]}', "usage[0] tokens"),
+            (b'{"usage": [[9e18, "m", "p", 1, 0, 0, 0, 0, 0]]}', "not in the future"),
+            (b'{"labels": {"model": "x"}, "usage": []}', "'model' is not a label name"),
+        ):
+            request = urllib.request.Request(url + "/import/transcripts", data=body, method="POST",
+                                             headers={"Authorization": "Bearer s3cret"})
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(request, timeout=10)
+            assert caught.value.code == 400
+            assert why in caught.value.read().decode()
+    finally:
+        bridge.stop()
+
+
+def test_without_credentials_only_loopback_may_import() -> None:
+    assert [is_loopback(a) for a in ("127.0.0.1", "::1", "127.8.9.10", "10.0.0.7", "fe80::1%eth0", None, "x")] == [
+        True, True, True, False, False, False, False]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-import re
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from otlp_bridge.app import Bridge
 from otlp_bridge.config import ConfigError, Settings, load_settings
@@ -17,17 +22,15 @@ from otlp_bridge.derive.pricing import Price, PriceTable
 from otlp_bridge.series import Labels
 from otlp_bridge.store.persist import StateError
 from otlp_bridge.transcripts import openmetrics
+from otlp_bridge.transcripts.endpoint import PATH, rows_of
 from otlp_bridge.transcripts.history import History
-from otlp_bridge.transcripts.into_history import HistoryImport, import_usage
+from otlp_bridge.transcripts.into_history import HistoryImport, identity, import_usage
 from otlp_bridge.transcripts.ledger import Ledger
 from otlp_bridge.transcripts.progress import Progress
 from otlp_bridge.transcripts.reader import MAX_LINE_BYTES, ReadStats, Usage, read_usage, transcript_files
 from otlp_bridge.transcripts.report import print_import, print_summary
 
 STEPS = {"hour": 3600, "day": 86400}
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_OWN_LABELS = frozenset({"model", "project", "type", "source"})
-MAX_LABEL_VALUE = 1024
 
 
 class UsageError(ValueError):
@@ -48,6 +51,9 @@ def add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     cmd.add_argument("--state-dir", type=Path, metavar="DIR",
                      help="add the history to a stopped bridge's state (its state.dir): hours before its "
                           "first telemetry for this user only")
+    cmd.add_argument("--to", metavar="URL",
+                     help="add the history to a running bridge: its metrics port, e.g. http://127.0.0.1:9464")
+    cmd.add_argument("--token", help="with --to: the metrics port's bearer token ([auth.metrics])")
     cmd.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES, help="longer lines are skipped")
     cmd.add_argument("--config", help="TOML config file, for `pricing` overrides")
     cmd.set_defaults(run=run_import)
@@ -61,17 +67,17 @@ def _moment(text: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def identity_labels(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    labels = {"source": "transcripts"}
+def identity_labels(pairs: Sequence[str]) -> Labels:
+    given: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not _LABEL_NAME.match(key) or key.startswith("__") or key in _OWN_LABELS:
-            raise UsageError(f"--label {pair!r}: want KEY=VALUE with KEY a label name other than "
-                             f"{', '.join(sorted(_OWN_LABELS))}")
-        if len(value) > MAX_LABEL_VALUE:
-            raise UsageError(f"--label {key}: value longer than {MAX_LABEL_VALUE} characters")
-        labels[key] = value
-    return tuple(sorted(labels.items()))
+        if not sep:
+            raise UsageError(f"--label {pair!r}: want KEY=VALUE")
+        given[key] = value
+    try:
+        return identity(given)
+    except ValueError as exc:
+        raise UsageError(f"--label: {exc}") from None
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -112,7 +118,38 @@ def run_import(args: argparse.Namespace) -> int:
             print(f"otlp-bridge import: cannot import into {args.state_dir}: {exc}", file=sys.stderr)
             return 1
         print_import(result, sys.stdout)
+    if args.to is not None:
+        try:
+            answer = send(args.to, dict(identity), kept, args.token)
+        except ImportRefused as exc:
+            print(f"otlp-bridge import: {args.to}: {exc}", file=sys.stderr)
+            return 1
+        print_import(HistoryImport(**{**answer, "rejected": Counter(answer["rejected"])}), sys.stdout)
     return 0
+
+
+class ImportRefused(Exception):
+    pass
+
+
+def send(url: str, labels: dict[str, str], usages: Sequence[Usage], token: str | None) -> dict[str, Any]:
+    """POST the usage to a running bridge's import endpoint; its answer, or ImportRefused saying why."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImportRefused("want the bridge's metrics URL, e.g. http://127.0.0.1:9464")
+    target = url if parts.path not in ("", "/") else urllib.parse.urlunsplit(parts._replace(path=PATH))
+    body = json.dumps({"labels": {k: v for k, v in labels.items() if k != "source"},
+                       "usage": rows_of(usages)}).encode()
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(target, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace").strip()
+        raise ImportRefused(f"HTTP {exc.code}: {detail[:500]}") from None
+    except (OSError, ValueError) as exc:
+        raise ImportRefused(str(getattr(exc, "reason", exc))) from None
 
 
 def into_state(settings: Settings, directory: Path, usages: Sequence[Usage], prices: PriceTable,

@@ -16,8 +16,9 @@ request where the history keeps requests (plan windows count them).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from otlp_bridge.derive.pricing import PriceTable
@@ -35,6 +36,10 @@ FAMILIES = {COST: FamilyMeta(COST, Kind.COUNTER, "Cost of the Claude Code sessio
             TOKENS: FamilyMeta(TOKENS, Kind.COUNTER, "Number of tokens used"),
             API_REQUESTS.name: API_REQUESTS}
 _EPSILON = 1e-12  # float noise between a sum and the same sum filed before
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_OWN_LABELS = frozenset({"model", "project", "type", SOURCE[0]})
+MAX_IDENTITY_LABELS = 16
+MAX_LABEL_VALUE = 1024
 
 
 @dataclass
@@ -45,6 +50,18 @@ class HistoryImport:
     unchanged: int = 0  # buckets a previous import already holds in full
     rejected: Counter[str] = field(default_factory=Counter)
     first_telemetry_hour: int | None = None
+
+
+def identity(given: Mapping[str, str]) -> Labels:
+    """The import's identity labels (user_id, device, team, …), checked, with `source="transcripts"`."""
+    if len(given) > MAX_IDENTITY_LABELS:
+        raise ValueError(f"at most {MAX_IDENTITY_LABELS} labels")
+    for key, value in given.items():
+        if not _LABEL_NAME.match(key) or key.startswith("__") or key in _OWN_LABELS:
+            raise ValueError(f"{key!r} is not a label name an import may set (not {', '.join(sorted(_OWN_LABELS))})")
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
+            raise ValueError(f"{key}: want text of at most {MAX_LABEL_VALUE} characters")
+    return tuple(sorted({**given, SOURCE[0]: SOURCE[1]}.items()))
 
 
 def first_telemetry_hour(history: History, user: str | None) -> int | None:
@@ -76,9 +93,9 @@ def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, iden
     for usage in usages:
         hour = local_hour(usage.time, history.tz)
         if result.first_telemetry_hour is not None and hour >= result.first_telemetry_hour:
-            result.covered += 1
+            result.covered += usage.responses
             continue
-        result.responses += 1
+        result.responses += usage.responses
         labels = _series_labels(usage, identity)
         latest[labels, hour] = max(latest.get((labels, hour), 0.0), usage.time)
         for kind, count in tokens_by_type(usage).items():
@@ -88,7 +105,8 @@ def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, iden
         if price is not None:
             wanted[COST, labels, hour] = wanted.get((COST, labels, hour), 0.0) + cost_of(usage, price)
         if API_REQUESTS.name in history.families:  # one response, one request
-            wanted[API_REQUESTS.name, labels, hour] = wanted.get((API_REQUESTS.name, labels, hour), 0.0) + 1
+            wanted[API_REQUESTS.name, labels, hour] = wanted.get((API_REQUESTS.name, labels, hour), 0.0) \
+                + usage.responses
     observations = []
     for (family, labels, hour), value in sorted(wanted.items()):
         held = history.buckets.get((family, labels), {}).get(hour, 0.0)

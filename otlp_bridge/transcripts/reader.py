@@ -34,7 +34,8 @@ SYNTHETIC_MODEL = "<synthetic>"  # Claude Code's own placeholder answers (errors
 
 @dataclass(slots=True)
 class Usage:
-    """One API response's usage as a transcript line reports it."""
+    """One API response's usage as a transcript line reports it (or, sent to a running bridge, the sum
+    of `responses` responses of one model and project in one quarter hour)."""
 
     message_id: str | None
     request_id: str | None
@@ -47,6 +48,7 @@ class Usage:
     cache_read: int
     cache_write_5m: int
     cache_write_1h: int
+    responses: int = 1
 
     @property
     def cache_creation(self) -> int:
