@@ -39,6 +39,7 @@ from otlp_bridge.startup import listen_failure, tls_failure
 from otlp_bridge.store.accumulator import Limits, Store, Uptime
 from otlp_bridge.store.history import History
 from otlp_bridge.store.persist import SqliteState
+from otlp_bridge.transcripts import endpoint as transcripts_endpoint
 from otlp_bridge.translate.metrics import LabelPolicy
 from otlp_bridge.translate.naming import FamilyNames
 
@@ -192,6 +193,10 @@ class Bridge:
         views = api.Views(self.store, self.stats, self.readiness, self.economics, self.activity, settings.insights,
                           lambda: remote_families(self.remote_writers))
         metrics_app = api.build_app(views, settings.auth.metrics)
+        # `otlp-bridge import --to`: transcripts into this bridge's period history (transcripts/endpoint.py)
+        metrics_app.router.add_post(transcripts_endpoint.PATH, transcripts_endpoint.import_route(
+            self.store, self.pipeline.steps, self.economics.prices, self.state, auth=settings.auth.metrics,
+            clock=self.store.clock))
         metrics_runner, metrics_port = await _start_site(
             metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace,
             setting="server.metrics_port")
