@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -259,7 +260,11 @@ class RemoteWriteSettings(_Section):
 
     @property
     def remote(self) -> str:
-        return self.name or self.url
+        """How logs and self-metrics name this receiver: never with credentials from the URL."""
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class Settings(BaseSettings):

@@ -23,7 +23,9 @@ import cramjam
 import pytest
 from aiohttp import web
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from pydantic import ValidationError
 
+from otlp_bridge.config import RemoteWriteSettings
 from otlp_bridge.push.wire import Encoder
 from tests.prometheus_server import free_port, wait_ready
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
@@ -87,6 +89,15 @@ def test_encoded_request_is_a_write_request_protobuf_parses() -> None:
     ]
     again = encoder.request([("up_down", (), [(-5, -1.5e300), (2**62, float("inf"))])])  # from the label cache
     assert _decode(again) == _decode(body)[1:]
+
+
+def test_remote_settings_name_the_receiver_without_credentials_and_refuse_reserved_headers() -> None:
+    assert RemoteWriteSettings(url="https://u:secret@vm.example:8428/api/v1/write?t=1").remote == \
+        "https://vm.example:8428/api/v1/write"
+    with pytest.raises(ValidationError, match="Content-Encoding"):
+        RemoteWriteSettings(url="http://vm/api/v1/write", headers={"Content-Encoding": "gzip"})
+    with pytest.raises(ValidationError, match="go together"):
+        RemoteWriteSettings(url="http://vm/api/v1/write", basic_username="u")
 
 
 # --- a scripted receiver: which statuses it answers, what it was sent ------------------------------------

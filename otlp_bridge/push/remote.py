@@ -20,6 +20,7 @@ import base64
 import contextlib
 import logging
 import ssl
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -107,6 +108,7 @@ class RemoteWriter:
         self._derived = derived
         self._clock = clock
         self._encoder = Encoder(settings.labels)
+        self._encoding = threading.Lock()  # a push cancelled at stop may still be encoding in its thread
         self._queue: deque[_Pending] = deque()
         self._since = clock()  # series created before the first push may already be in the receiver
         self._headers = _headers(settings)
@@ -153,6 +155,10 @@ class RemoteWriter:
         await self._flush(self.settings.max_retries if retries is None else retries)
 
     def _encode(self, collected: Collected) -> _Pending:
+        with self._encoding:
+            return self._encode_unlocked(collected)
+
+    def _encode_unlocked(self, collected: Collected) -> _Pending:
         size = self.settings.max_samples_per_request
         starts = [(name, labels, [(created, 0.0)]) for name, labels, created in collected.starts]
         points = [(name, labels, [(collected.time_ms, value)]) for name, labels, value in collected.points]
