@@ -276,3 +276,19 @@ def test_backfill_into_a_real_prometheus(tmp_path: Path) -> None:
         assert prometheus.query(f"last_over_time(claude_code_token_usage_tokens_total[1h] @ {before})") == []
     finally:
         prometheus.stop()
+
+
+def test_openmetrics_parses_with_awkward_labels(tmp_path: Path) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    record = json.loads(_assistant_lines("s3_sonnet_vary")[0])
+    record["cwd"] = 'C:\\Users\\o"brien\nproject'
+    (tmp_path / "a.jsonl").write_text(json.dumps(record) + "\n")
+    history = History(PriceTable(), step_seconds=86400)
+    history.extend(read(tmp_path)[1].records)
+    families = {f.name: f for f in text_string_to_metric_families("".join(openmetrics.render(history)))}
+    samples = [s for s in families["claude_code_token_usage_tokens"].samples if s.labels["type"] == "input"]
+    assert [(s.value, s.labels["project"]) for s in samples] == [(0, record["cwd"]), (149, record["cwd"])]
+    assert samples[0].timestamp < samples[1].timestamp
+    (cost,) = [s.value for s in families["claude_code_cost_usage_USD"].samples if s.value]
+    assert cost == pytest.approx(0.00686535)
