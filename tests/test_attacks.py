@@ -112,8 +112,17 @@ def _held_request(port: int, *, chunked: bool) -> socket.socket:
     return sock
 
 
-def test_slow_http_bodies_hold_no_budget_and_time_out(bridge: BridgeProcess) -> None:
+def test_slow_http_bodies_hold_no_budget_and_time_out(work: Path) -> None:
     # Before: 16 declared 8 MiB bodies reserved the whole 128 MiB budget; every export got 503.
+    # Now a body still arriving holds only the bytes it has sent, and no request slot (4 here).
+    bridge = _bridge(work, FAST + "max_inflight_requests = 4\n")
+    try:
+        _slow_bodies(bridge)
+    finally:
+        bridge.stop()
+
+
+def _slow_bodies(bridge: BridgeProcess) -> None:
     rss_before = bridge.rss_bytes()
     held = [_held_request(bridge.http, chunked=False) for _ in range(16)]
     held += [_held_request(bridge.http, chunked=True) for _ in range(4)]

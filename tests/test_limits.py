@@ -76,28 +76,37 @@ def test_long_label_values_are_cut_and_counted(small: RunningBridge) -> None:
     assert scrape.total("otlp_bridge_items_total", outcome="label_truncated") == 11  # user.id is 64 hex
 
 
-def test_too_many_requests_in_flight_get_503_with_retry_after(small: RunningBridge) -> None:
-    # hold the one slot with a request whose body never finishes arriving
-    holder = socket.create_connection(("127.0.0.1", small.ports.http))
-    holder.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-                   b"Content-Length: 1000\r\n\r\n" + b"\x0a")
+def test_bytes_in_flight_past_the_budget_get_503_with_retry_after(tmp_path: Path) -> None:
+    # Bytes count as they arrive: a body that has sent 40 000 of its declared 60 000 holds exactly
+    # that much of the 40 000-byte budget, and the next export is told to come back.
+    running = RunningBridge(settings_for_test(tmp_path, limits={
+        "max_request_bytes": 64 * 1024, "max_inflight_bytes": 40_000, "max_inflight_requests": 4}))
     try:
-        for _ in range(50):  # bounded wait for the server to admit the holder
-            connection = http.client.HTTPConnection("127.0.0.1", small.ports.http, timeout=10)
-            connection.request("POST", "/v1/metrics", body=T7_METRICS, headers=PROTOBUF)
-            response = connection.getresponse()
-            response.read()
-            connection.close()
-            if response.status == 503:
+        _hold_the_byte_budget(running)
+    finally:
+        running.stop()
+
+
+def _hold_the_byte_budget(running: RunningBridge) -> None:
+    holder = socket.create_connection(("127.0.0.1", running.ports.http))
+    holder.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                   b"Content-Length: 60000\r\n\r\n" + b"\0" * 40_000)
+    try:
+        for _ in range(50):  # bounded wait for the server to read what the holder sent
+            status, _, headers = running.post("/v1/metrics", T7_METRICS)
+            if status == 503:
                 break
-        assert response.status == 503
-        assert response.getheader("Retry-After") == "1"
-        readyz = http.client.HTTPConnection("127.0.0.1", small.ports.metrics, timeout=10)
+        assert status == 503
+        assert headers["Retry-After"] == "1"
+        readyz = http.client.HTTPConnection("127.0.0.1", running.ports.metrics, timeout=10)
         readyz.request("GET", "/readyz")
         answer = readyz.getresponse()
-        assert (answer.status, answer.read()) == (503, b"not ready: overloaded: 1 requests in flight\n")
+        assert (answer.status, answer.read()) == (503, b"not ready: overloaded: 0 requests and 40000 bytes in flight\n")
         readyz.close()
     finally:
         holder.close()
-    assert small.scrape().total("otlp_bridge_requests_total", outcome="overloaded") >= 1
-    assert small.post("/v1/metrics", T7_METRICS)[0] == 200  # the slot is free again
+    assert running.scrape().total("otlp_bridge_requests_total", outcome="overloaded") >= 1
+    for _ in range(50):  # the holder's bytes are released once its connection is gone
+        if running.post("/v1/metrics", T7_METRICS)[0] == 200:
+            break
+    assert running.post("/v1/metrics", T7_METRICS)[0] == 200

@@ -34,6 +34,10 @@ class Reservation:
 
 
 class Admission:
+    """Two budgets: bytes held by bodies in memory (reserved as they arrive), and requests being
+    processed (decode, translate, commit). A body still arriving holds bytes, never a request
+    slot, so slow senders cannot starve the processing of others."""
+
     def __init__(self, max_requests: int, max_bytes: int) -> None:
         self.max_requests = max_requests
         self.max_bytes = max_bytes
@@ -42,18 +46,26 @@ class Admission:
 
     @property
     def saturated(self) -> bool:
-        """Every request slot is taken (what /readyz reports as overloaded)."""
-        return self.requests >= self.max_requests
+        """Every request slot or every byte is taken (what /readyz reports as overloaded)."""
+        return self.requests >= self.max_requests or self.bytes >= self.max_bytes
 
     @contextmanager
-    def slot(self) -> Iterator[Reservation]:
-        if self.saturated:
-            raise ExportError(ErrorKind.OVERLOADED,
-                              f"busy: {self.requests} requests, {self.bytes} bytes in flight; retry later")
-        self.requests += 1
+    def reservation(self) -> Iterator[Reservation]:
+        """Bytes for one request's body, all released when it is done."""
         reservation = Reservation(self)
         try:
             yield reservation
         finally:
-            self.requests -= 1
             self.bytes -= reservation.bytes
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """One request being processed, or 503/UNAVAILABLE when all are taken."""
+        if self.requests >= self.max_requests:
+            raise ExportError(ErrorKind.OVERLOADED,
+                              f"busy: {self.requests} requests, {self.bytes} bytes in flight; retry later")
+        self.requests += 1
+        try:
+            yield
+        finally:
+            self.requests -= 1

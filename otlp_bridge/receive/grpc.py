@@ -77,12 +77,13 @@ def _handler(pipeline: Pipeline, signal: Signal, auth: TokenAuth, admission: Adm
         try:
             # Before a byte of the message is read: a client without a valid token costs nothing.
             identity = auth.identify(dict(context.invocation_metadata() or ()).get("authorization"))
-            with admission.slot() as reservation:
+            with admission.reservation() as reservation:
                 body = await _read_one(context, limits.read_timeout)
                 reservation.take(len(body))
-                await check_work(signal, body, as_json=False, limits=limits.work)
-                # An empty message is a valid gRPC request (the SDK never sends one, but it is no error).
-                response = await pipeline.handle("grpc", signal, body, allow_empty=True, identity=identity)
+                with admission.slot():
+                    await check_work(signal, body, as_json=False, limits=limits.work)
+                    # An empty message is a valid gRPC request (the SDK never sends one, but it is no error).
+                    response = await pipeline.handle("grpc", signal, body, allow_empty=True, identity=identity)
             return response.SerializeToString()
         except ExportError as exc:
             pipeline.refused("grpc", signal, exc)

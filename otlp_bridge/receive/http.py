@@ -75,10 +75,11 @@ class OtlpHttpHandler:
         as_json = request.content_type == JSON
         try:
             identity = self.auth.identify(request.headers.get("Authorization"))
-            with self.admission.slot() as reservation:
+            with self.admission.reservation() as reservation:
                 body = await self._body(request, reservation)
-                await check_work(signal, body, as_json=as_json, limits=self.limits.work)
-                response = await self.pipeline.handle("http", signal, body, as_json=as_json, identity=identity)
+                with self.admission.slot():
+                    await check_work(signal, body, as_json=as_json, limits=self.limits.work)
+                    response = await self.pipeline.handle("http", signal, body, as_json=as_json, identity=identity)
             return _reply(response, as_json)
         except ExportError as exc:
             self.pipeline.refused("http", signal, exc)
