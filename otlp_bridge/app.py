@@ -215,11 +215,13 @@ class Bridge:
 
     def _state_problem(self) -> str | None:
         guard = self.state.guard if self.state is not None else None
-        return guard.lost if guard is not None else None
+        return guard.problem if guard is not None else None
 
     def _overloaded(self) -> str | None:
         admission = self.admission
-        return f"overloaded: {admission.requests} requests in flight" if admission.saturated else None
+        if not admission.saturated:
+            return None
+        return f"overloaded: {admission.requests} requests and {admission.bytes} bytes in flight"
 
     async def _maintain(self) -> None:
         interval = self.settings.state.maintenance_interval.total_seconds()
