@@ -230,3 +230,18 @@ def shifted(body: bytes, offset_ns: int) -> bytes:
                     point.start_time_unix_nano += offset_ns
                     point.time_unix_nano += offset_ns
     return request.SerializeToString()
+
+
+def good_export(n: int, service: str) -> bytes:
+    """The real t1 metrics export under `service`, in delta window `n` of its own: good traffic to send
+    between bad requests, whose totals must stay exact (123 input tokens and one session per export)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: PLC0415
+        ExportMetricsServiceRequest,
+    )
+
+    body = (CLAUDE / "t1_http_protobuf_sayhi" / "0002_http_metrics.pb").read_bytes()
+    request = ExportMetricsServiceRequest.FromString(shifted(body, (n + 1) * 1_000_000_000))
+    for attribute in request.resource_metrics[0].resource.attributes:
+        if attribute.key == "service.name":
+            attribute.value.string_value = service
+    return request.SerializeToString()

@@ -32,10 +32,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from tests.prometheus_server import binary
-from tests.support import CLAUDE, RunningBridge, settings_for_test, shifted
+from tests.support import RunningBridge, good_export, settings_for_test
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-GOOD = (CLAUDE / "t1_http_protobuf_sayhi" / "0002_http_metrics.pb").read_bytes()
 PROMTOOL_EVERY = 25  # cases between two promtool runs (a process each: keep the suite fast)
 
 # --- strategies ------------------------------------------------------------------------------------
@@ -190,15 +189,6 @@ class Cases:
     sent = 0
 
 
-def _good(n: int) -> bytes:
-    """The real t1 export under its own service name, in a delta window of its own."""
-    request = ExportMetricsServiceRequest.FromString(shifted(GOOD, (n + 1) * 1_000_000_000))
-    for attribute in request.resource_metrics[0].resource.attributes:
-        if attribute.key == "service.name":
-            attribute.value.string_value = "exposition-good"
-    return request.SerializeToString()
-
-
 def check_everything(bridge: RunningBridge, run_promtool: bool) -> None:
     text, om = bridge.scrape(), bridge.scrape(OPENMETRICS)
     assert text.content_type.startswith("text/plain")
@@ -224,7 +214,7 @@ def _get(bridge: RunningBridge, path: str) -> str:
 def test_any_metrics_leave_every_answer_valid(bridge: RunningBridge, request: ExportMetricsServiceRequest) -> None:
     status, body, _ = bridge.post("/v1/metrics", request.SerializeToString())
     assert status in (200, 400), (status, body)
-    assert bridge.post("/v1/metrics", _good(Cases.sent))[0] == 200
+    assert bridge.post("/v1/metrics", good_export(Cases.sent, "exposition-good"))[0] == 200
     Cases.sent += 1
     check_everything(bridge, run_promtool=Cases.sent % PROMTOOL_EVERY == 0)
 
