@@ -81,16 +81,30 @@ def tail_names(metrics: Iterable[Metric]) -> list[tuple[str, Kind]]:
 # A label set's rendered form: `{a="x",b="y"}` ('' for none; None when a name is not a valid,
 # unreserved label name), and the `_created` value last written for it, as a number and as text.
 _Entry = tuple[str | None, float, str]
-_LINES_PER_CHUNK = 8192  # lines joined and encoded at a time: no single string of the whole body
+SERIES_PER_CHUNK = 1024  # series rendered, encoded and reused together
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """A run of one family's series as last rendered: reused whole while the same series hold the
+    same values (three list comparisons, in C), so a scrape after a few changes renders a few chunks."""
+
+    labels: list[Labels]
+    values: list[Any]
+    created: list[float]
+    data: bytes
+    omitted: Counter[str]
 
 
 class Renderer:
-    """Renders snapshots; one instance per process so each label set is formatted once. Safe to use
-    from two threads at once (one per format): entries are replaced whole, never edited."""
+    """Renders snapshots; one instance per process so each label set is formatted once and unchanged
+    runs of series are not rendered again. Safe to use from two threads at once, one per format:
+    label entries are replaced whole, never edited, and each format keeps its own chunks."""
 
     def __init__(self) -> None:
         self._labels: dict[Labels, _Entry] = {}
         self._valid_names: dict[tuple[str, ...], bool] = {}  # a family's series mostly share one
+        self._chunks: dict[tuple[Format, str, Kind], list[_Chunk]] = {}
 
     def _entry(self, labels: Labels) -> _Entry:
         entry = self._labels.get(labels)
@@ -118,8 +132,8 @@ class Renderer:
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
                  omitted: Counter[str]) -> list[bytes]:
         """The store's families, in chunks; `taken` holds the names already exposed (and gains these)."""
-        chunks: list[bytes] = []
-        out: list[str] = []
+        body: list[bytes] = []
+        kept: set[tuple[Format, str, Kind]] = set()
         for family in snap:
             meta = family.meta
             if taken.refusal(meta.name, meta.kind):
@@ -128,19 +142,32 @@ class Renderer:
             taken.add(meta.name, meta.kind)
             name = openmetrics_name(meta.name, meta.kind) if fmt.openmetrics else meta.name
             help_ = escape_help(help_text(meta.help, meta.name), fmt)
-            out.append(f"# HELP {name} {help_}\n# TYPE {name} {meta.kind.value}\n")
-            render = (self._histograms if meta.kind is Kind.HISTOGRAM else
-                      self._counters if meta.kind is Kind.COUNTER else self._gauges)
-            for start in range(0, len(family.labels), _LINES_PER_CHUNK):
-                end = start + _LINES_PER_CHUNK
-                samples = zip(family.labels[start:end], family.values[start:end], family.created[start:end],
-                              strict=True)
-                render(out, name, samples, fmt, omitted)
-                chunks.append("".join(out).encode("utf-8", "replace"))
-                out.clear()
-        if out:
-            chunks.append("".join(out).encode("utf-8", "replace"))
-        return chunks
+            body.append(f"# HELP {name} {help_}\n# TYPE {name} {meta.kind.value}\n".encode("utf-8", "replace"))
+            key = (fmt, meta.name, meta.kind)
+            kept.add(key)
+            before = self._chunks.get(key, [])
+            chunks = self._chunks[key] = [
+                self._chunk(before[i] if i < len(before) else None, family, start, name, fmt)
+                for i, start in enumerate(range(0, len(family.labels), SERIES_PER_CHUNK))]
+            for chunk in chunks:
+                body.append(chunk.data)
+                omitted.update(chunk.omitted)
+        for key in [key for key in self._chunks if key[0] is fmt and key not in kept]:
+            del self._chunks[key]  # a family gone (or refused): its chunks go with it
+        return body
+
+    def _chunk(self, before: _Chunk | None, family: FamilySnapshot, start: int, name: str, fmt: Format) -> _Chunk:
+        end = start + SERIES_PER_CHUNK
+        labels, values, created = family.labels[start:end], family.values[start:end], family.created[start:end]
+        if before is not None and before.values == values and before.labels == labels and before.created == created:
+            return before
+        kind = family.meta.kind
+        render = (self._histograms if kind is Kind.HISTOGRAM else
+                  self._counters if kind is Kind.COUNTER else self._gauges)
+        out: list[str] = []
+        omitted: Counter[str] = Counter()
+        render(out, name, zip(labels, values, created, strict=True), fmt, omitted)
+        return _Chunk(labels, values, created, "".join(out).encode("utf-8", "replace"), omitted)
 
     def _gauges(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], _: Format,
                 omitted: Counter[str]) -> None:
