@@ -195,7 +195,7 @@ class Bridge:
         metrics_app = api.build_app(views, settings.auth.metrics)
         # `otlp-bridge import --to`: transcripts into this bridge's period history (transcripts/endpoint.py)
         metrics_app.router.add_post(transcripts_endpoint.PATH, transcripts_endpoint.import_route(
-            self.store, self.pipeline.steps, self.economics.prices, self.state, auth=settings.auth.metrics,
+            self.pipeline, self.economics.prices, self.state, auth=settings.auth.metrics,
             clock=self.store.clock))
         metrics_runner, metrics_port = await _start_site(
             metrics_app, server.host, server.metrics_port, ssl_context if tls.metrics_port else None, grace,

@@ -110,9 +110,11 @@ class Pipeline:
                 break
             now = self.store.clock()
             derived = [obs for step in self.steps for obs in step(pending, now)]
+            if history_only:  # increases filed in history only derive only what history keeps
+                derived = [obs for obs in derived if self.store.keeps_history(obs.family.name)]
             if not derived:
                 break
-            outcome = self.store.apply(derived)
+            outcome = self.store.apply(derived, history_only=history_only)
             for reason, count in outcome.rejected.items():
                 self.stats.reject("derived", reason, count)
             pending = outcome.applied

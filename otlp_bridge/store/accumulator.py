@@ -108,7 +108,7 @@ class InputState:
     start: int
     time: int
     value: float | HistogramValue | None = None  # last cumulative value
-    windows: tuple[tuple[int, int], ...] = ()  # recent delta windows
+    windows: tuple[tuple[int, int], ...] = ()  # delta windows before the current (start, time)
     seen: float = 0.0  # uptime of the last point applied
 
     def row(self) -> InputRow:
@@ -127,7 +127,7 @@ class InputState:
 
     def is_replay(self, obs: Observation) -> bool:
         if obs.temporality is Temporality.DELTA:
-            return (obs.start, obs.time) in self.windows
+            return (obs.start == self.start and obs.time == self.time) or (obs.start, obs.time) in self.windows
         return obs.start == self.start and obs.time <= self.time
 
 
@@ -287,6 +287,9 @@ class Store:
             self.version += 1
         return result
 
+    def keeps_history(self, family: str) -> bool:
+        return self.history is not None and family in self.history.families
+
     def value(self, name: str, labels: Labels) -> float | None:
         """The current value of a counter or gauge series held in memory."""
         family = self.families.get(name)
@@ -405,7 +408,7 @@ class Store:
         if isinstance(family, str):
             return family
         previous = self._input(obs.input_key) if obs.input_key is not None else None
-        if history_only and (obs.temporality is Temporality.LAST_VALUE or not self._has_history(family)):
+        if history_only and (obs.temporality is Temporality.LAST_VALUE or not self.keeps_history(family.meta.name)):
             return "no_history"
         if obs.temporality is Temporality.LAST_VALUE:
             return self._set_gauge(family, obs, previous)
@@ -501,9 +504,6 @@ class Store:
         if increase and self.history is not None and family.meta.name in self.history.families:
             self.history.add(family.meta.name, obs.labels, self._filed_ns / 1e9, increase)
 
-    def _has_history(self, family: Family) -> bool:
-        return self.history is not None and family.meta.name in self.history.families
-
     def _remove(self, family: Family, labels: Labels) -> None:
         if labels in family.series:
             del family.series[labels]
@@ -524,7 +524,7 @@ class Store:
             return
         if previous is None:
             previous = self._inputs[key] = InputState(obs.start, obs.time)
+        elif obs.temporality is Temporality.DELTA:  # a stream seen once (most events) keeps no tuple
+            previous.windows = (*previous.windows[2 - _RECENT_WINDOWS:], (previous.start, previous.time))
         previous.start, previous.time, previous.value, previous.seen = obs.start, obs.time, value, self._seen
-        if obs.temporality is Temporality.DELTA:
-            previous.windows = (*previous.windows[1 - _RECENT_WINDOWS:], (obs.start, obs.time))
         self._dirty_inputs.add(key)

@@ -164,7 +164,7 @@ def into_state(settings: Settings, directory: Path, usages: Sequence[Usage], pri
     state.open()
     try:
         state.load_into(bridge.store, series_ttl=0, now=bridge.store.clock())
-        result = import_usage(bridge.store, usages, prices, identity, bridge.pipeline.steps)
+        result = import_usage(bridge.pipeline, usages, prices, identity)
         state.write(bridge.store.take_dirty())
     finally:
         state.close()

@@ -26,8 +26,7 @@ from aiohttp import web
 
 from otlp_bridge.config import MetricsAuthSettings
 from otlp_bridge.derive.pricing import PriceTable
-from otlp_bridge.pipeline import DeriveStep
-from otlp_bridge.store.accumulator import Store
+from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.store.persist import SqliteState
 from otlp_bridge.transcripts.into_history import identity, import_usage
 from otlp_bridge.transcripts.reader import MAX_TEXT, MAX_TOKENS, Usage
@@ -106,7 +105,7 @@ async def _body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-def import_route(store: Store, steps: Sequence[DeriveStep], prices: PriceTable, state: SqliteState | None, *,
+def import_route(pipeline: Pipeline, prices: PriceTable, state: SqliteState | None, *,
                  auth: MetricsAuthSettings | None, clock: Callable[[], float] = time.time) -> Handler:
     protected = auth is not None and (auth.bearer_token is not None or auth.basic_username is not None)
 
@@ -116,9 +115,10 @@ def import_route(store: Store, steps: Sequence[DeriveStep], prices: PriceTable, 
                                                "([auth.metrics]) or a client on loopback"}, status=403)
         try:
             labels, usages = usage_rows(json.loads(await _body(request)), clock())
-            result = import_usage(store, usages, prices, identity(labels), steps)
+            result = import_usage(pipeline, usages, prices, identity(labels))
         except (ValueError, RecursionError) as exc:  # JSON errors and BadImport are ValueErrors
             return web.json_response({"error": f"bad import: {exc}"}, status=400)
+        store = pipeline.store
         if state is not None:
             await state.commit(store, state.changed() if store.has_dirty else state.latest)
         return web.json_response(asdict(result))

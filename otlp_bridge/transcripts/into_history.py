@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from otlp_bridge.derive.pricing import PriceTable
 from otlp_bridge.families import API_REQUESTS, COST, TOKENS
-from otlp_bridge.pipeline import DeriveStep
+from otlp_bridge.pipeline import Pipeline
 from otlp_bridge.series import FamilyMeta, Kind, Labels, Observation, Temporality
-from otlp_bridge.store.accumulator import Store
 from otlp_bridge.store.history import History, local_hour
 from otlp_bridge.transcripts.history import cost_of, tokens_by_type
 from otlp_bridge.transcripts.reader import Usage
@@ -79,12 +78,11 @@ def _series_labels(usage: Usage, identity: Labels) -> Labels:
     return tuple(sorted(labels.items()))
 
 
-def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, identity: Labels,
-                 steps: Sequence[DeriveStep] = ()) -> HistoryImport:
-    """File the transcripts' usage in `store`'s history by the rule above; the store's totals stay as
-    they are. `identity` are the import's labels (e.g. user_id, device, team); `steps` are the
-    bridge's derive steps, whose series (the cross-agent ledger budgets count) gain history the same way."""
-    history = store.history
+def import_usage(pipeline: Pipeline, usages: Iterable[Usage], prices: PriceTable, identity: Labels) -> HistoryImport:
+    """File the transcripts' usage in the bridge's history by the rule above, through its pipeline, so
+    derived series (the cross-agent ledger budgets count) gain history the same way; the totals stay as
+    they are. `identity` are the import's labels (e.g. user_id, device, team)."""
+    history = pipeline.store.history
     if history is None:
         raise ValueError("this bridge keeps no period history")
     result = HistoryImport(first_telemetry_hour=first_telemetry_hour(history, dict(identity).get("user_id")))
@@ -117,11 +115,7 @@ def import_usage(store: Store, usages: Iterable[Usage], prices: PriceTable, iden
         time_ns = int(latest[plain, hour] * 1e9)
         observations.append(Observation(FAMILIES[family], None, labels, Temporality.DELTA, time_ns, time_ns,
                                         value - held))
-    applied = store.apply(observations, history_only=True)
+    applied = pipeline.apply(observations, history_only=True)
     result.imported_hours = applied.accepted
     result.rejected.update(applied.rejected)
-    # One round suffices: what the steps derive from cost and tokens derives nothing further.
-    derived = [obs for step in steps for obs in step(applied.applied, store.clock())
-               if obs.family.name in history.families]
-    result.rejected.update(store.apply(derived, history_only=True).rejected)
     return result
