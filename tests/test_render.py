@@ -212,3 +212,25 @@ def test_json_answers_never_carry_nan_or_infinity() -> None:
     assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [1.0, None, {"c": None}], "d": "NaN",
                                                        "e": 1e308}
     assert dumps({"ok": 1.5}) == ('{"ok": 1.5}', 0)
+
+
+def test_a_new_rendering_reuses_unchanged_runs_and_equals_a_fresh_one() -> None:
+    store = Store()
+    gauge = FamilyMeta("level", Kind.GAUGE, "g", False)
+    store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(3000)])
+    store.apply([Observation(gauge, None, (("i", str(i)),), Temporality.LAST_VALUE, 0, 1, 1.0) for i in range(3000)])
+    renderer = Renderer()
+
+    def body() -> list[bytes]:
+        return renderer.families(asyncio.run(snapshot(store)), OPENMETRICS, FamilyNames(), Counter())
+
+    first = body()
+    _add(store, (("i", "2500"),), 1.0)  # one counter series changes
+    store.apply([Observation(gauge, None, (("i", "5"),), Temporality.LAST_VALUE, 0, 2, None)])  # one gauge goes
+    second = body()
+    fresh = Renderer().families(asyncio.run(snapshot(store)), OPENMETRICS, FamilyNames(), Counter())
+    assert b"".join(second) == b"".join(fresh)
+    assert 'many_total{i="2500"} 2.0' in b"".join(second).decode()
+    assert 'level{i="5"}' not in b"".join(second).decode()
+    reused = {id(chunk) for chunk in first} & {id(chunk) for chunk in second}
+    assert len(reused) == 2  # the counter's first two runs of 1024; the rest changed or shifted
