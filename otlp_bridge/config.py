@@ -103,7 +103,10 @@ class LimitSettings(_Section):
     body_idle_timeout: timedelta = timedelta(seconds=5)  # silence between two chunks of one body
     connection_idle_timeout: timedelta = timedelta(seconds=60)  # a connection with no request in progress
     max_connections: int = Field(512, gt=0)  # open connections on the OTLP/HTTP port
-    grpc_max_concurrent_streams: int = Field(16, gt=0)  # per gRPC connection
+    grpc_max_concurrent_streams: int = Field(100, gt=0)  # per gRPC connection
+    # gRPC RPCs in flight; grpc buffers each message before the bridge sees it, so its message limit
+    # is max_request_bytes capped at max_inflight_bytes / this (4 MiB by default, the Collector's).
+    grpc_max_concurrent_rpcs: int = Field(32, gt=0)
     max_points_per_request: int = Field(20_000, gt=0)
     max_log_records_per_request: int = Field(20_000, gt=0)
     max_json_depth: int = Field(32, gt=0)  # OTLP/JSON nests 12 deep; AnyValue lists/maps add more

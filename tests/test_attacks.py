@@ -237,7 +237,7 @@ def settle(connections: list[RawGrpc], streams: list[tuple[RawGrpc, int]], secon
 def test_grpc_messages_are_bounded_in_size_count_and_time(work: Path) -> None:
     # 1 MiB messages and an 8 MiB budget: at most 8 RPCs in flight, 4 streams per connection.
     bridge = _bridge(work, FAST + "max_request_bytes = 1048576\nmax_inflight_bytes = 8388608\n"
-                     "grpc_max_concurrent_streams = 4\n")
+                     "grpc_max_concurrent_streams = 4\ngrpc_max_concurrent_rpcs = 8\n")
     path = GRPC_PATHS["metrics"]
     try:
         rss_before = bridge.rss_bytes()

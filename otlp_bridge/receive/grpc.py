@@ -49,12 +49,13 @@ class GrpcLimits:
 
     @classmethod
     def from_settings(cls, limits: LimitSettings) -> GrpcLimits:
-        # grpc buffers a message before we see it, so its own bound is what caps memory there:
+        # grpc buffers a message before we see it, so its own bounds are what cap memory there:
         # RPCs in flight x largest message stays within the same budget as HTTP bytes in flight.
+        rpcs = limits.grpc_max_concurrent_rpcs
         return cls(
-            max_message_bytes=limits.max_request_bytes,
+            max_message_bytes=min(limits.max_request_bytes, max(1, limits.max_inflight_bytes // rpcs)),
             max_concurrent_streams=limits.grpc_max_concurrent_streams,
-            max_concurrent_rpcs=max(1, limits.max_inflight_bytes // limits.max_request_bytes),
+            max_concurrent_rpcs=rpcs,
             read_timeout=limits.read_timeout.total_seconds(),
             connection_idle=limits.connection_idle_timeout.total_seconds(),
             work=WorkLimits.from_settings(limits),
