@@ -183,8 +183,11 @@ def volume(daemon: None) -> Iterator[str]:
     _docker("volume", "rm", "--force", name, check=False)
 
 
+TOTALS = re.compile(r"claude_code_.+_(total|bucket|count|sum)")  # not the gauges derived from the clock
+
+
 def _claude_totals(scrape: Scrape) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {key: value for key, value in scrape.samples().items() if key[0].startswith("claude_code_")}
+    return {key: value for key, value in scrape.samples().items() if TOTALS.fullmatch(key[0])}
 
 
 def test_image_is_labelled_non_root_and_carries_only_the_venv(image: str) -> None:
