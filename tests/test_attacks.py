@@ -82,7 +82,7 @@ def good_grpc(bridge: BridgeProcess, token: str | None = None) -> grpc.StatusCod
         try:
             channel.unary_unary(GRPC_PATHS["metrics"])(GOOD, timeout=10, metadata=metadata)
         except grpc.RpcError as exc:
-            return exc.code()  # type: ignore[no-any-return]
+            return exc.code()
     return grpc.StatusCode.OK
 
 
@@ -94,10 +94,10 @@ def get(bridge: BridgeProcess, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_for(predicate: object, timeout: float = 10.0) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached in time")
@@ -176,6 +176,7 @@ class RawGrpc:
         self.sock.sendall(self.conn.data_to_send())
         self.status: dict[int, str] = {}  # stream -> grpc-status, once answered
         self.reset: set[int] = set()
+        self._pending: dict[int, bytes] = {}  # stream -> what is left to send
 
     def start(self, path: str, announce: int, send: int, token: str | None = None) -> int:
         """A stream whose message announces `announce` bytes, of which `send` are sent (flow control allowing)."""
@@ -185,7 +186,6 @@ class RawGrpc:
             headers.append(("authorization", f"Bearer {token}"))
         stream = self.conn.get_next_available_stream_id()
         self.conn.send_headers(stream, headers)
-        self._pending = getattr(self, "_pending", {})
         self._pending[stream] = b"\0" + announce.to_bytes(4, "big") + bytes(send)
         return stream
 
