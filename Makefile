@@ -27,7 +27,8 @@ lint: $(STAMP)
 # Debian's packages. Installed where we may (root, as in CI and containers); elsewhere the
 # tests that need them report themselves skipped.
 TEST_TOOLS := prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl \
-	victoria-metrics:victoria-metrics dockerd:docker.io debootstrap:debootstrap zsh:zsh
+	victoria-metrics:victoria-metrics dockerd:docker.io debootstrap:debootstrap zsh:zsh \
+	prometheus-alertmanager:prometheus-alertmanager
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

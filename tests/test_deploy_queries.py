@@ -5,9 +5,12 @@ two replicas."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.prometheus_server import Prometheus, binary
+from tests.prometheus_server import Prometheus, binary, free_port, wait_ready
 from tests.support import CLAUDE, RunningBridge, api_requests, capture_requests, replay, settings_for_test
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,3 +191,59 @@ def test_two_replicas_fleet_totals_equal_what_was_sent(tmp_path: Path) -> None:
         prometheus.stop()
         for bridge in bridges:
             bridge.stop()
+
+
+def test_budget_alert_reaches_alertmanager(tmp_path: Path) -> None:
+    """The compose stack's path, with real servers: bridge → Prometheus (our rules) → Alertmanager
+    (deploy/compose/alertmanager.yml). `for:` is shortened so the test need not wait a minute."""
+    alertmanager = shutil.which("prometheus-alertmanager")
+    if alertmanager is None:
+        message = "prometheus-alertmanager not installed (Debian package; `make test-tools` installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    am_port = free_port()
+    am_log = (tmp_path / "alertmanager.log").open("wb")
+    am = subprocess.Popen([alertmanager, f"--config.file={ROOT / 'deploy' / 'compose' / 'alertmanager.yml'}",
+                           f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+                           "--cluster.listen-address="], stdout=am_log, stderr=subprocess.STDOUT)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(re.sub(r"^(\s+)for: \S+$", r"\1for: 0s", RULES.read_text(), flags=re.MULTILINE))
+    bridge = RunningBridge(settings_for_test(tmp_path, budgets=BUDGETS), clock=lambda: NOW)
+    prometheus_port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+        "scrape_configs": [{"job_name": "otlp-bridge", "honor_labels": True,
+                            "static_configs": [{"targets": [f"127.0.0.1:{bridge.ports.metrics}"]}]}],
+    }))
+    prom_log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = subprocess.Popen(
+        [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{prometheus_port}"], stdout=prom_log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{am_port}/-/ready", am)
+        for run in WAVE_1:
+            replay(bridge, CLAUDE / run)
+        deadline = time.monotonic() + 60
+        alerts: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not alerts:
+            with urllib.request.urlopen(f"http://127.0.0.1:{am_port}/api/v2/alerts?filter=alertname%3D"
+                                        "%22ClaudeCodeBudgetExceeded%22", timeout=10) as response:
+                alerts = json.load(response)
+            time.sleep(0.5)
+        assert alerts, "the budget alert never reached Alertmanager"
+        (alert,) = alerts
+        assert alert["labels"]["budget"] == "monthly"
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["annotations"]["runbook_url"] == "docs/runbook.md#claudecodebudgetexceeded"
+        assert alert["status"]["state"] == "active"
+    finally:
+        for process in (prometheus, am):
+            process.terminate()
+            process.wait(20)
+        prom_log.close()
+        am_log.close()
+        bridge.stop()
