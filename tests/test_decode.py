@@ -26,7 +26,7 @@ def test_otlp_json_hex_trace_ids_decode_to_their_bytes() -> None:
     raw = json.loads((T27 / "0132_http_logs.json").read_bytes())
     record = raw["resourceLogs"][0]["scopeLogs"][0]["logRecords"][-1]
     message = decode_json(Signal.LOGS, (T27 / "0132_http_logs.json").read_bytes())
-    decoded = message.resource_logs[0].scope_logs[0].log_records[-1]  # type: ignore[attr-defined]
+    decoded = message.resource_logs[0].scope_logs[0].log_records[-1]
     assert decoded.trace_id.hex() == record["traceId"]
     assert decoded.span_id.hex() == record["spanId"]
     assert len(decoded.trace_id) == 16
@@ -35,7 +35,7 @@ def test_otlp_json_hex_trace_ids_decode_to_their_bytes() -> None:
 def test_otlp_json_traces_with_parent_span_ids() -> None:
     raw = json.loads((T27 / "0131_http_traces.json").read_bytes())
     message = decode_json(Signal.TRACES, (T27 / "0131_http_traces.json").read_bytes())
-    span = message.resource_spans[0].scope_spans[0].spans[0]  # type: ignore[attr-defined]
+    span = message.resource_spans[0].scope_spans[0].spans[0]
     raw_span = raw["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert span.trace_id.hex() == raw_span["traceId"]
     assert span.span_id.hex() == raw_span["spanId"]
@@ -46,7 +46,7 @@ def test_otlp_json_unknown_fields_and_numeric_enums_are_accepted() -> None:
         "name": "x", "sum": {"aggregationTemporality": 1, "isMonotonic": True,
                              "dataPoints": [{"asDouble": 1.5, "timeUnixNano": "17"}]}}]}]}]}
     message = decode_json(Signal.METRICS, json.dumps(body).encode())
-    point = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]  # type: ignore[attr-defined]
+    point = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
     assert point.time_unix_nano == 17
     assert point.as_double == 1.5
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -19,7 +20,7 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 @pytest.fixture
-def small(tmp_path: Path):
+def small(tmp_path: Path) -> Iterator[RunningBridge]:
     running = RunningBridge(settings_for_test(tmp_path, limits={
         "max_request_bytes": 64 * 1024, "max_decompressed_bytes": 256 * 1024, "max_series": 40,
         "max_label_value_length": 16, "max_inflight_requests": 1,
