@@ -126,12 +126,12 @@ def image(daemon: None, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 class Container:
-    def __init__(self, image: str, volume: str) -> None:
+    def __init__(self, image: str, volume: str, *env: str) -> None:
         self.id = _docker(
             "run", "--detach", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--volume", f"{volume}:/var/lib/otlp-bridge", "--health-interval", "1s", "--health-start-period", "30s",
             "--publish", "127.0.0.1::4317", "--publish", "127.0.0.1::4318", "--publish", "127.0.0.1::9464",
-            image).stdout.strip()
+            *(arg for pair in env for arg in ("--env", pair)), image).stdout.strip()
 
     def port(self, inside: int) -> int:
         return int(_docker("port", self.id, f"{inside}/tcp").stdout.split("\n")[0].rsplit(":", 1)[1])
@@ -234,3 +234,13 @@ def test_unwritable_state_dir_fails_with_a_clear_reason(image: str, tmp_path: Pa
     assert "/var/lib/otlp-bridge" in output, output
     assert "Traceback" not in output, output
     assert "--fresh-state" not in output, output
+    assert "not writable by uid 10001" in output, output
+
+
+def test_healthcheck_follows_a_moved_metrics_port(image: str, volume: str) -> None:
+    container = Container(image, volume, "OTLP_BRIDGE_SERVER__METRICS_PORT=9500")
+    try:
+        container.wait_healthy()  # the HEALTHCHECK reads the same setting as serve
+        assert "Prometheus metrics on http://0.0.0.0:9500/metrics" in container.logs()
+    finally:
+        container.remove()
