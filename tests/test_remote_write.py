@@ -106,6 +106,7 @@ class ScriptedReceiver:
         self.statuses = statuses  # answered in turn; 204 once they run out
         self.ssl_context = ssl_context
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.accepted: list[bytes] = []
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
@@ -113,8 +114,10 @@ class ScriptedReceiver:
 
     async def _start(self) -> int:
         async def write(request: web.Request) -> web.Response:
-            self.received.append((dict(request.headers), await request.read()))
             status = self.statuses.pop(0) if self.statuses else 204
+            self.received.append((dict(request.headers), await request.read()))
+            if status < 300:
+                self.accepted.append(self.received[-1][1])
             return web.Response(status=status, text="" if status < 300 else f"scripted {status}\n")
 
         app = web.Application()
@@ -174,6 +177,28 @@ def test_retries_server_errors_drops_refusals_and_sends_auth(tmp_path: Path) -> 
         names = {labels["__name__"] for labels, _ in _decode(body)}
         assert "claude_code_cost_usage_USD_total" in names
         assert not any(n.startswith("otlp_bridge_internal") for n in names)
+    finally:
+        bridge.stop()
+        receiver.stop()
+
+
+def test_queue_overflow_drops_samples_but_keeps_every_counter_start(tmp_path: Path) -> None:
+    receiver = ScriptedReceiver([503] * 6)  # one failed request per push: the queue overflows
+    remote = _remote(receiver.url, name="flaky", max_retries=0, max_queued_snapshots=2)
+    bridge = RunningBridge(settings_for_test(tmp_path, remote_write=[remote]))
+    try:
+        replay(bridge, CLAUDE / "t3_grpc")
+        _wait(lambda: _bridge_total(bridge, "otlp_bridge_remote_write_samples_total") > 0 and
+              _bridge_total(bridge, "otlp_bridge_remote_write_queued_pushes") == 0, "the queue drained")
+        assert _bridge_total(bridge, "otlp_bridge_remote_write_dropped_samples_total", reason="queue_full") > 0
+        first: dict[tuple[str, ...], tuple[int, float]] = {}
+        for body in receiver.accepted:
+            for labels, samples in _decode(body):
+                first.setdefault(tuple(sorted(labels.items())), samples[0])  # type: ignore[arg-type]
+        counters = {key: sample for key, sample in first.items()
+                    if dict(key)["__name__"] == "claude_code_cost_usage_USD_total"}
+        assert counters, "the cost series was pushed"
+        assert all(value == 0.0 for _, value in counters.values()), "each counter's first sample is its start"
     finally:
         bridge.stop()
         receiver.stop()
