@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 
-def binary(name: str) -> str:
-    """The path of a Prometheus tool; CI installs them, so there a missing one is a failure."""
+def binary(name: str, package: str = "prometheus") -> str:
+    """The path of a tool from a Debian package; CI installs them, so there a missing one is a failure."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not installed (Debian package 'prometheus'; .ci/run installs it)"
+        message = f"{name} not installed (Debian package {package!r}; .ci/run installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import ssl
 import subprocess
 import threading
@@ -27,7 +25,7 @@ from pydantic import ValidationError
 
 from otlp_bridge.config import RemoteWriteSettings
 from otlp_bridge.push.wire import Encoder
-from tests.prometheus_server import free_port, wait_ready
+from tests.prometheus_server import binary, free_port, wait_ready
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
 from tests.tls_certs import make_certs
 
@@ -228,16 +226,6 @@ def test_tls_receiver_is_verified_against_the_configured_ca(tmp_path: Path) -> N
 
 
 # --- real receivers -----------------------------------------------------------------------------
-def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not installed (Debian package {package!r}; `make test-tools` installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 class Receiver:
     """A real remote-write receiver on a fixed loopback port and data dir, restartable."""
 
@@ -250,12 +238,12 @@ class Receiver:
 
     def _command(self) -> list[str]:
         if self.kind == "victoria-metrics":
-            return [_tool("victoria-metrics", "victoria-metrics"), f"-storageDataPath={self.workdir / 'vm'}",
+            return [binary("victoria-metrics", "victoria-metrics"), f"-storageDataPath={self.workdir / 'vm'}",
                     f"-httpListenAddr=127.0.0.1:{self.port}", "-search.latencyOffset=0s", "-search.disableCache",
                     "-retentionPeriod=1y"]
         config = self.workdir / "prometheus.yml"
         config.write_text("global: {evaluation_interval: 1s}\n")
-        return [_tool("prometheus", "prometheus"), f"--config.file={config}", "--web.enable-remote-write-receiver",
+        return [binary("prometheus"), f"--config.file={config}", "--web.enable-remote-write-receiver",
                 f"--storage.tsdb.path={self.workdir / 'prom'}", f"--web.listen-address=127.0.0.1:{self.port}"]
 
     def start(self) -> None:
