@@ -110,5 +110,4 @@ def intern_labels(labels: Labels) -> Labels:
     """`labels` built from pairs already held, where there are such."""
     if len(_PAIRS) > _MAX_PAIRS:
         _PAIRS.clear()
-    pairs = _PAIRS
-    return tuple([pairs.setdefault(pair, pair) for pair in labels])
+    return tuple(map(_PAIRS.setdefault, labels, labels))

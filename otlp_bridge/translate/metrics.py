@@ -34,6 +34,7 @@ from otlp_bridge.series import (
     Temporality,
     input_digest,
     input_key,
+    intern_labels,
 )
 from otlp_bridge.translate.attributes import string_map
 from otlp_bridge.translate.naming import help_text, label_name, metric_name
@@ -66,7 +67,7 @@ class LabelPolicy:
         return _output_labels(self, attributes, identity)
 
 
-@lru_cache(maxsize=16384)  # bounded: under a cardinality attack every set is new
+@lru_cache(maxsize=4096)  # bounded: under a cardinality attack every set is new
 def _output_labels(policy: LabelPolicy, attributes: Labels, identity: Labels) -> Labels:
     merged: dict[str, list[str]] = {}
     for key, value in attributes:
@@ -81,7 +82,8 @@ def _output_labels(policy: LabelPolicy, attributes: Labels, identity: Labels) ->
         merged[name] = [value]
     # Two keys that sanitise alike (`a.b`, `a_b`) are joined, as the Collector does.
     cap = policy.max_value_length
-    return tuple(sorted((name, ";".join(values)[:cap]) for name, values in merged.items() if values != [""]))
+    return intern_labels(tuple(sorted((name, ";".join(values)[:cap]) for name, values in merged.items()
+                                      if values != [""])))
 
 
 def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
@@ -155,10 +157,11 @@ def _translate_metric(
                 continue
         elif temporality is not Temporality.LAST_VALUE:
             continue  # a staleness marker on a sum or histogram: nothing to add, nothing wrong
-        cache_key = (family.name, resource_repr, _attribute_bytes(point))
+        cache_key = (family.name, by_start, resource_repr, _attribute_bytes(point))
         ident = identities.get(cache_key)
         if ident is None:
-            ident = identities.add(cache_key, _PointIdentity.of(point, family.name, resource_key, identity, policy))
+            ident = identities.add(cache_key, _PointIdentity.of(point, family.name, resource_key, identity, policy,
+                                                                by_start=by_start))
         if ident.truncated:
             out.truncated += 1
         start = point.start_time_unix_nano
@@ -175,16 +178,17 @@ class _PointIdentity:
 
     labels: Labels  # of the output series
     key: bytes  # the input series' key, without a start time
-    key_prefix: str  # what `input_key` hashes, up to the start time
+    key_prefix: str | None  # what `input_key` hashes, up to the start time (kept only where it is part of the key)
     truncated: bool  # a label value was cut to the length limit
 
     @classmethod
     def of(cls, point: object, name: str, resource_key: tuple[object, ...], identity: Labels,
-           policy: LabelPolicy) -> _PointIdentity:
+           policy: LabelPolicy, *, by_start: bool) -> _PointIdentity:
         attributes = tuple(sorted(string_map(point.attributes).items()))  # type: ignore[attr-defined]
         parts = repr((name, resource_key, attributes, None))
-        return cls(policy.output_labels(attributes, identity), input_key(name, resource_key, attributes, None),
-                   parts[:-len("None)")], any(len(v) > policy.max_value_length for _, v in attributes))
+        return cls(policy.output_labels(attributes, identity), input_digest(parts),
+                   parts[:-len("None)")] if by_start else None,
+                   any(len(v) > policy.max_value_length for _, v in attributes))
 
     def key_with_start(self, start: int) -> bytes:
         """`input_key(name, resource_key, attributes, start)`, from the prefix of its repr."""
@@ -195,12 +199,12 @@ class _Identities:
     """Attribute sets seen lately → their `_PointIdentity`; bounded (oldest first out), since under a
     cardinality attack every set is new."""
 
-    def __init__(self, capacity: int = 65536) -> None:
+    def __init__(self, capacity: int = 8192) -> None:  # ~ 700 sessions' worth of Claude Code points
         self.capacity = capacity
-        self._entries: dict[tuple[str, str, bytes], _PointIdentity] = {}
+        self._entries: dict[tuple[str, bool, str, bytes], _PointIdentity] = {}
         self.get = self._entries.get
 
-    def add(self, key: tuple[str, str, bytes], ident: _PointIdentity) -> _PointIdentity:
+    def add(self, key: tuple[str, bool, str, bytes], ident: _PointIdentity) -> _PointIdentity:
         entries = self._entries
         if len(entries) >= self.capacity:
             for old in list(islice(entries, self.capacity // 4)):
