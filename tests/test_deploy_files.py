@@ -266,6 +266,32 @@ def test_kustomize_builds_with_a_tokens_file(tmp_path: Path) -> None:
     assert docs["PrometheusRule"]["metadata"]["labels"]["release"] == "prometheus"
 
 
+def test_metrics_auth_component_protects_the_port_on_both_sides(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (any kubectl >= 1.21 builds kustomizations)")
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree)
+    (tree / "tokens.env").write_text((K8S / "tokens.env.example").read_text().replace(
+        "<sha256 of the token, 64 hex digits>", "0" * 64))
+    (tree / "components" / "metrics-auth" / "metrics-token").write_text("s3cret")
+    kustomization = yaml.safe_load((tree / "kustomization.yaml").read_text())
+    kustomization["components"].append("components/metrics-auth")
+    (tree / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    built = subprocess.run([kubectl, "kustomize", str(tree)], capture_output=True, text=True, timeout=60, check=False)
+    assert built.returncode == 0, built.stderr
+    docs = list(yaml.safe_load_all(built.stdout))
+    (secret,) = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "otlp-bridge-metrics"]
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    reference = {"name": "otlp-bridge-metrics", "key": "token"}
+    assert monitor["spec"]["endpoints"][0]["authorization"] == {"type": "Bearer", "credentials": reference}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (env,) = container["env"]
+    assert env == {"name": "OTLP_BRIDGE_AUTH__METRICS__BEARER_TOKEN", "valueFrom": {"secretKeyRef": reference}}
+    assert "token" in secret["data"]
+
+
 def test_release_label_component_and_examples() -> None:
     component = yaml.safe_load((K8S / "components" / "release-label" / "kustomization.yaml").read_text())
     assert component["kind"] == "Component"
