@@ -304,9 +304,18 @@ def test_release_label_component_and_examples() -> None:
         assert doc["metadata"]["labels"]
     assert "components/release-label" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["components"]
     assert all("release" not in d["metadata"].get("labels", {}) for d in _documents())
+    (service,) = _by_kind("Service")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    routed: set[int] = set()
     for path in (K8S / "examples").glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
+            if doc["apiVersion"].startswith("gateway.networking.k8s.io/"):  # CRDs: no schema offline
+                routed |= {ref["port"] for rule in doc["spec"].get("rules", []) for ref in rule["backendRefs"]}
+                continue
             kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+            routed |= {ports[route["backend"]["service"]["port"]["name"]]
+                       for rule in doc["spec"]["rules"] for route in rule["http"]["paths"]}
+    assert routed == {ports["otlp-grpc"], ports["otlp-http"]}, "examples route OTLP, never the metrics port"
 
 
 def test_readme_quick_start_commands_exist() -> None:
