@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks.exposition --tree /tmp/old # another checkout, for before/after
 
 A bridge (state persisted, as shipped) grown to each level of live series with t7's lines-of-code
-point under distinct `file` labels. At each level: the median of 5 scrapes per format, each after a
+point under distinct `file` labels. At each level: the first scrape per format (every new series
+rendered for the first time), then the median of 5 scrapes per format, each after a
 one-point export that changes a series (so the body must really be rendered again), and one scrape
 with nothing changed; wall time, and the server's CPU time (steadier on a shared machine). At the
 last level: RSS and peak RSS (VmHWM) around 40 parallel scrapes per format. Prints a table and
@@ -67,6 +68,10 @@ async def _run(tree: Path, levels: list[int], parallel: int) -> dict[str, object
                         assert response.status == 200, await response.text()
                 have = level
                 row: dict[str, object] = {"series": level}
+                for name, accept in FORMATS.items():  # every new series rendered for the first time
+                    cpu_before = server.cpu_seconds()
+                    row[f"{name}_first_s"] = round((await _scrape(session, metrics_url, accept))[0], 3)
+                    row[f"{name}_first_cpu_s"] = round(server.cpu_seconds() - cpu_before, 3)
                 for name, accept in FORMATS.items():
                     times, cpu = [], []
                     for _ in range(5):
