@@ -2,14 +2,15 @@
 
 prometheus_client's generic exposition builds a Sample object per series and formats labels afresh
 each scrape; at 100k series that is most of a scrape (2.2 s for OpenMetrics). This renders the same
-families from plain tuples and remembers each label set's rendered form. Both formats parse exactly
-like prometheus_client's own exposition (tests/test_render.py) and pass `promtool check metrics`.
+families from plain lists, remembers each label set's rendered form, and reuses each run of series
+whose values have not changed since the last rendering. Both formats parse exactly like
+prometheus_client's own exposition (tests/test_render.py) and pass `promtool check metrics`.
 
 Rendering is total: whatever the snapshot holds, the output is valid. What a format cannot carry is
 left out and counted (by reason), never rendered broken:
 - a family whose names clash with one already rendered (`name_collision`; the store refuses these
   first, naming.FamilyNames), a label set with an invalid or reserved name (`invalid_label_name`;
-  translate applies naming.label_name first), a counter total that is negative or NaN
+  translate applies naming.label_name first), a counter total that is negative, infinite or NaN
   (`invalid_counter`);
 - OpenMetrics only: a histogram's `_sum` and `_count` when the sum is negative or NaN or a bound is
   negative (the spec forbids `_sum` there; the +Inf bucket still carries the count).
