@@ -19,6 +19,7 @@ from typing import Any
 
 import cramjam
 import pytest
+import yaml
 from aiohttp import web
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from pydantic import ValidationError
@@ -29,6 +30,7 @@ from tests.prometheus_server import binary, free_port, wait_ready
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
 from tests.tls_certs import make_certs
 
+ROOT = Path(__file__).resolve().parent.parent
 WAVE_1 = ("t1_http_protobuf_sayhi", "t3_grpc", "t18_git_commit")
 WAVE_2 = ("t7_write_edit_acceptEdits", "t20_model_haiku", "t8_bash_sleep_multi_export")
 COUNTERS = re.compile(r"claude_code_.+_(total|bucket|count|sum)")  # counters and histograms: exact totals
@@ -326,3 +328,47 @@ def test_totals_in_a_real_receiver_equal_the_bridge_through_an_outage(receiver: 
         assert next(iter(total.values())) == pytest.approx(_bridge_total(bridge, "claude_code_cost_usage_USD_total"))
     finally:
         bridge.stop()
+
+
+def test_vmalert_evaluates_every_rule_on_pushed_totals(tmp_path: Path) -> None:
+    """The README's VictoriaMetrics stack: the bridge pushes, vmalert runs deploy/prometheus/rules.yaml
+    on VictoriaMetrics and writes the recording rules back; every rule evaluates without error."""
+    vm = Receiver("victoria-metrics", tmp_path)
+    port = free_port()
+    log = (tmp_path / "vmalert.log").open("wb")
+    vmalert = subprocess.Popen(
+        [binary("vmalert", "victoria-metrics"), f"-rule={ROOT / 'deploy' / 'prometheus' / 'rules.yaml'}",
+         f"-datasource.url={vm.base}", f"-remoteWrite.url={vm.base}", "-remoteWrite.flushInterval=200ms",
+         f"-notifier.url=http://127.0.0.1:{free_port()}", "-evaluationInterval=1s",
+         f"-httpListenAddr=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    bridge = RunningBridge(settings_for_test(tmp_path, remote_write=[_remote(vm.write_url)]))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", vmalert)
+        for run in WAVE_1:
+            replay(bridge, CLAUDE / run)
+        total = _bridge_total(bridge, "claude_code_cost_usage_USD_total")
+
+        def recorded() -> bool:
+            held = vm.query("claude_code:cost_usd:sum")
+            return len(held) == 1 and next(iter(held.values())) == pytest.approx(total, rel=PRECISION[vm.kind])
+
+        _wait(recorded, "vmalert's recording of the fleet cost equals the bridge's total")
+        shipped = [rule for group in yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yaml").read_text())[
+            "groups"] for rule in group["rules"]]
+
+        def evaluated() -> list[dict[str, Any]]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=10) as response:
+                groups = json.load(response)["data"]["groups"]
+            rules = [rule for group in groups for rule in group["rules"]]
+            return rules if all(not r["lastEvaluation"].startswith("0001") for r in rules) else []
+
+        _wait(lambda: bool(evaluated()), "every rule evaluated once")
+        rules = evaluated()
+        assert len(rules) == len(shipped)
+        assert [(rule["name"], rule["lastError"]) for rule in rules if rule["lastError"]] == []
+    finally:
+        bridge.stop()
+        vmalert.terminate()
+        vmalert.wait(20)
+        log.close()
+        vm.stop()
