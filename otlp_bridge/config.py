@@ -31,6 +31,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from otlp_bridge.translate.naming import label_name
+
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 DEFAULT_DROP = ("session.id", "prompt.id", "event.sequence", "message.uuid",
                 # Codex's session and turn ids (on its reported turn cost): one series per turn otherwise.
@@ -120,6 +122,14 @@ class TokenSettings(_Section):
     token: SecretStr | None = None
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(k for k in value if not label_name(k))
+        if bad:
+            raise ValueError(f"token label keys need a letter or digit (device, team, …), not {bad}")
+        return value
 
     @model_validator(mode="after")
     def _one_secret(self) -> TokenSettings:
