@@ -28,7 +28,7 @@ lint: $(STAMP)
 # tests that need them report themselves skipped.
 TEST_TOOLS := prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl \
 	victoria-metrics:victoria-metrics dockerd:docker.io debootstrap:debootstrap zsh:zsh \
-	prometheus-alertmanager:prometheus-alertmanager
+	prometheus-alertmanager:prometheus-alertmanager docker-compose:docker-compose
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

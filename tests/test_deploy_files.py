@@ -212,6 +212,18 @@ def test_compose_mounts_files_that_exist_and_binds_to_loopback() -> None:
     assert scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
 
 
+def test_compose_file_is_valid_and_demands_a_grafana_password() -> None:
+    compose = binary("docker-compose", "docker-compose")
+    command = [compose, "-f", str(ROOT / "deploy" / "compose.yaml"), "config", "-q"]
+    env = {k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0
+    assert "set GRAFANA_ADMIN_PASSWORD" in refused.stderr
+    accepted = subprocess.run(command, env={**env, "GRAFANA_ADMIN_PASSWORD": "x"}, capture_output=True, text=True,
+                              timeout=60, check=False)
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def test_scrape_config_is_portable_to_victoria_metrics(tmp_path: Path) -> None:
     scrape = ROOT / "deploy" / "prometheus" / "scrape.yaml"
     assert "rule_files" not in yaml.safe_load(scrape.read_text())
