@@ -172,18 +172,22 @@ class ApplyResult:
 SeriesSnapshot = tuple[float, float] | tuple[tuple[float, ...], tuple[int, ...], int, float, float]
 
 
+SeriesRow = tuple[SeriesSnapshot, float, float] | None  # value, updated, created; None: the series is gone
+HistoryRows = dict[tuple[str, Labels, int], float | None]  # (family, labels, hour) → increase; None: gone
+
+
 @dataclass(slots=True)
 class Dirty:
-    """Everything changed since the last `take_dirty`, copied so another thread may write it."""
+    """Everything changed since the last `take_dirty` as plain values (so another thread may write it),
+    keyed by row: persistence keeps the newest of each row with one `dict.update`."""
 
-    families: list[FamilyMeta]
-    series: list[tuple[str, Labels, SeriesSnapshot, float, float]]  # family, labels, value, updated, created
-    deleted: list[tuple[str, Labels]]
-    inputs: list[tuple[bytes, InputRow]]
-    history: list[tuple[str, Labels, int, float | None]]  # None: the bucket is gone
+    families: dict[str, FamilyMeta]
+    series: dict[tuple[str, Labels], SeriesRow]
+    inputs: dict[bytes, InputRow]
+    history: HistoryRows
 
     def __bool__(self) -> bool:
-        return bool(self.families or self.series or self.deleted or self.inputs or self.history)
+        return bool(self.families or self.series or self.inputs or self.history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,19 +312,18 @@ class Store:
             family.series[labels] = one
 
     def take_dirty(self) -> Dirty:
-        series, deleted = [], []
-        for name, labels in self._dirty_series:
-            family = self.families.get(name)
-            one = family.series.get(labels) if family else None
-            if one is None:
-                deleted.append((name, labels))
-            else:
-                series.append((name, labels, snapshot_series(one), one.updated, one.created))
+        series: dict[tuple[str, Labels], SeriesRow] = {}
+        families = self.families
+        for key in self._dirty_series:
+            family = families.get(key[0])
+            one = family.series.get(key[1]) if family else None
+            series[key] = None if one is None else (snapshot_series(one), one.updated, one.created)
+        inputs = self._inputs
         dirty = Dirty(
-            [self.families[name].meta for name in self._dirty_families if name in self.families],
-            series, deleted,
-            [(key, i.row()) for key in self._dirty_inputs if (i := self._inputs.get(key)) is not None],
-            self.history.take_dirty() if self.history is not None else [],
+            {name: families[name].meta for name in self._dirty_families if name in families},
+            series,
+            {key: i.row() for key in self._dirty_inputs if (i := inputs.get(key)) is not None},
+            self.history.take_dirty() if self.history is not None else {},
         )
         self._dirty_families.clear()
         self._dirty_series.clear()
@@ -329,10 +332,9 @@ class Store:
 
     def mark_dirty(self, dirty: Dirty) -> None:
         """A write that failed: its rows stay owed to the next one."""
-        self._dirty_families.update(meta.name for meta in dirty.families)
-        self._dirty_series.update((name, labels) for name, labels, *_ in dirty.series)
-        self._dirty_series.update(dirty.deleted)
-        self._dirty_inputs.update(key for key, _ in dirty.inputs)
+        self._dirty_families.update(dirty.families)
+        self._dirty_series.update(dirty.series)
+        self._dirty_inputs.update(dirty.inputs)
         if self.history is not None:
             self.history.mark_dirty(dirty.history)
 

@@ -23,9 +23,23 @@ Key = tuple[str, Labels]  # family, labels
 
 def local_hour(seconds: float, tz: tzinfo) -> int:
     """The local hour index of a Unix time."""
-    moment = datetime.fromtimestamp(seconds, tz)
-    offset = moment.utcoffset()
-    return int((seconds + (offset.total_seconds() if offset else 0.0)) // 3600)
+    return int((seconds + _offset(int(seconds // _SLOT), tz)) // 3600)
+
+
+# UTC offsets change only on quarter-hour boundaries (today's zones, DST included), so one look-up per
+# zone and quarter hour serves every point filed in it; bounded by starting over.
+_SLOT = 900
+_OFFSETS: dict[tuple[int, tzinfo], float] = {}
+
+
+def _offset(slot: int, tz: tzinfo) -> float:
+    found = _OFFSETS.get((slot, tz))
+    if found is None:
+        if len(_OFFSETS) > 65536:
+            _OFFSETS.clear()
+        offset = datetime.fromtimestamp(slot * _SLOT, tz).utcoffset()
+        found = _OFFSETS[slot, tz] = offset.total_seconds() if offset else 0.0
+    return found
 
 
 class History:
@@ -109,15 +123,15 @@ class History:
         self.size -= len(gone)
         return gone
 
-    def take_dirty(self) -> list[tuple[str, Labels, int, float | None]]:
-        """Changed buckets with their values (None: the bucket is gone)."""
-        out = [(family, labels, hour, self.buckets.get((family, labels), {}).get(hour))
-               for (family, labels), hour in self.dirty]
+    def take_dirty(self) -> dict[tuple[str, Labels, int], float | None]:
+        """Changed buckets, (family, labels, hour) → value (None: the bucket is gone)."""
+        buckets = self.buckets
+        out = {(key[0], key[1], hour): buckets.get(key, {}).get(hour) for key, hour in self.dirty}
         self.dirty.clear()
         return out
 
-    def mark_dirty(self, rows: Iterable[tuple[str, Labels, int, float | None]]) -> None:
-        self.dirty.update(((family, labels), hour) for family, labels, hour, _ in rows)
+    def mark_dirty(self, rows: Iterable[tuple[str, Labels, int]]) -> None:
+        self.dirty.update(((family, labels), hour) for family, labels, hour in rows)
 
 
 def _matches(labels: Labels, match: Mapping[str, str]) -> bool:

@@ -31,10 +31,11 @@ from otlp_bridge.series import FamilyMeta, Kind, Labels, intern_labels
 from otlp_bridge.store import journal
 from otlp_bridge.store.accumulator import (
     Dirty,
+    HistoryRows,
     InputRow,
     InputState,
     Series,
-    SeriesSnapshot,
+    SeriesRow,
     Store,
     series_from_snapshot,
 )
@@ -106,54 +107,43 @@ def _decode_input(state: bytes | str, seen: float) -> InputState:
     return InputState.from_row((start, time_, value, windows, seen))
 
 
-SeriesRow = tuple[str, Labels, SeriesSnapshot, float, float] | None  # None: deleted
-HistoryKey = tuple[str, Labels, int]
-
-
 class _Rows:
     """The newest of every row changed since the last checkpoint: what replaying the journal gives."""
 
     __slots__ = ("families", "history", "inputs", "series")
 
     def __init__(self) -> None:
-        self.families: dict[str, tuple[str, str, str, bool]] = {}
+        self.families: dict[str, tuple[str, str, bool]] = {}  # name → kind, help, monotonic
         self.series: dict[tuple[str, Labels], SeriesRow] = {}
         self.inputs: dict[bytes, InputRow] = {}
-        self.history: dict[HistoryKey, float | None] = {}
+        self.history: HistoryRows = {}
 
     def __len__(self) -> int:
         return len(self.families) + len(self.series) + len(self.inputs) + len(self.history)
 
     def merge(self, record: tuple[Any, ...]) -> None:
-        families, series, deleted, inputs, history = record
-        self.families.update((row[0], row) for row in families)
-        self.series.update(((row[0], row[1]), row) for row in series)
-        self.series.update(((name, labels), None) for name, labels in deleted)
+        """Newer rows over older ones: one C-level update per table."""
+        families, series, inputs, history = record
+        self.families.update(families)
+        self.series.update(series)
         self.inputs.update(inputs)
-        self.history.update(((f, labels, hour), value) for f, labels, hour, value in history)
+        self.history.update(history)
 
     def update(self, newer: _Rows) -> None:
-        for mine, theirs in ((self.families, newer.families), (self.series, newer.series),
-                             (self.inputs, newer.inputs), (self.history, newer.history)):
-            mine.update(theirs)  # type: ignore[attr-defined]
+        self.merge((newer.families, newer.series, newer.inputs, newer.history))
 
 
 def _record(dirty: Dirty) -> tuple[Any, ...]:
-    """A commit's rows as plain tuples (marshal writes them without a Python loop)."""
-    return (
-        [(m.name, m.kind.value, m.help, m.monotonic) for m in dirty.families],
-        dirty.series, dirty.deleted,
-        dirty.inputs,
-        dirty.history,
-    )
+    """A commit's rows as plain values (marshal writes them without a Python loop)."""
+    return ({name: (m.kind.value, m.help, m.monotonic) for name, m in dirty.families.items()},
+            dirty.series, dirty.inputs, dirty.history)
 
 
 def _from_marshal(record: Any) -> tuple[Any, ...]:
-    """A journal record back in the tuple shapes keys are made of (marshal keeps tuples, lists too)."""
-    families, series, deleted, inputs, history = record
-    return (families, [(n, intern_labels(labels), snap, u, c) for n, labels, snap, u, c in series],
-            [(n, intern_labels(labels)) for n, labels in deleted], inputs,
-            [(f, intern_labels(labels), hour, v) for f, labels, hour, v in history])
+    """A journal record with its label pairs shared like those of live series."""
+    families, series, inputs, history = record
+    return (families, {(name, intern_labels(labels)): row for (name, labels), row in series.items()}, inputs,
+            {(family, intern_labels(labels), hour): value for (family, labels, hour), value in history.items()})
 
 
 class SqliteState:
@@ -326,7 +316,7 @@ class SqliteState:
         for rows in self._unwritten():
             if (family, labels) in rows.series:
                 row = rows.series[family, labels]
-                return None if row is None else series_from_snapshot(row[2], row[3], row[4])
+                return None if row is None else series_from_snapshot(*row)
         assert self._reader is not None
         row = self._reader.execute("SELECT value, updated, created FROM series WHERE family = ? AND labels = ?",
                                    (family, _dump(labels))).fetchone()
@@ -357,11 +347,11 @@ class SqliteState:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT OR REPLACE INTO families VALUES (?, ?, ?, ?)",
-                           [(name, kind, help_, int(monotonic)) for name, kind, help_, monotonic
-                            in rows.families.values()])
+                           [(name, kind, help_, int(monotonic)) for name, (kind, help_, monotonic)
+                            in rows.families.items()])
             db.executemany("INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?)",
-                           [(name, _dump(labels), _dump(snap), updated, created)
-                            for name, labels, snap, updated, created in filter(None, rows.series.values())])
+                           [(name, _dump(labels), _dump(row[0]), row[1], row[2])
+                            for (name, labels), row in rows.series.items() if row is not None])
             db.executemany("DELETE FROM series WHERE family = ? AND labels = ?",
                            [(name, _dump(labels)) for (name, labels), row in rows.series.items() if row is None])
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",

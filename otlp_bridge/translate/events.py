@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from otlp_bridge.families import EVENTS
 from otlp_bridge.series import Labels, Observation, Temporality, with_labels
@@ -118,7 +120,7 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
             if agent is not None and agent is not Agent.CLAUDE_CODE:
                 continue  # another agent's log records (Gemini's carry session.id too): the ledger's, not ours
             for record in scope_logs.log_records:
-                attributes = {kv.key: plain(kv.value) for kv in record.attributes}
+                attributes = _attributes(record.attributes)
                 name = attributes.get("event.name") or ""
                 body = record.body.string_value if record.body.HasField("string_value") else ""
                 if not name and body.startswith(EVENT_PREFIX):
@@ -133,9 +135,27 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
                 digest.update(resource_bytes)
                 digest.update(record.SerializeToString(deterministic=True))
                 time_ns = record.time_unix_nano or record.observed_time_unix_nano
-                labels = with_labels(event.who, event=event.name[:policy.max_value_length])
+                labels = _event_labels(event.who, event.name[:policy.max_value_length])
                 yield Observation(EVENTS, digest.digest(), labels, Temporality.DELTA, time_ns, time_ns, 1.0,
                                   origin=event)
+
+
+_SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+
+
+def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    """`plain` of every attribute, scalars read inline (an event has ~20 of them)."""
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else plain(value)
+    return out
+
+
+@lru_cache(maxsize=4096)  # who × event name: few distinct; bounded all the same
+def _event_labels(who: Labels, name: str) -> Labels:
+    return with_labels(who, event=name)
 
 
 # --- the user_prompt workflow classifier ----------------------------------------------------------
