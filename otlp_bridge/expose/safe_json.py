@@ -4,11 +4,14 @@ and no JSON parser accepts) become null, and each one replaced is counted."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 
 def _finite(value: Any, replaced: list[int]) -> Any:
@@ -34,5 +37,8 @@ def dumps(document: Any) -> tuple[str, int]:
 def json_response(document: Any, omitted: Counter[tuple[str, str]], endpoint: str) -> web.Response:
     text, replaced = dumps(document)
     if replaced:
+        if not omitted[endpoint, "non_finite_json"]:  # a line the first time, the counter after
+            log.warning("%s had %d non-finite numbers; answered null (otlp_bridge_exposition_omitted_total)",
+                        endpoint, replaced)
         omitted[endpoint, "non_finite_json"] += replaced
     return web.Response(text=text, content_type="application/json")
