@@ -234,3 +234,17 @@ def test_a_new_rendering_reuses_unchanged_runs_and_equals_a_fresh_one() -> None:
     assert 'level{i="5"}' not in b"".join(second).decode()
     reused = {id(chunk) for chunk in first} & {id(chunk) for chunk in second}
     assert len(reused) == 2  # the counter's first two runs of 1024; the rest changed or shifted
+
+
+def test_a_format_nobody_scrapes_any_more_gives_its_body_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from otlp_bridge.expose import scrape  # noqa: PLC0415 - the module, to set its constant
+
+    store = Store()
+    store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(100)])
+    scrapes = Scrapes(store, list, Counter())
+    asyncio.run(scrapes.body(TEXT))
+    kept = scrapes._renderer._chunks  # what the renderer holds is the point here
+    assert {key[0] for key in kept} == {TEXT}
+    monkeypatch.setattr(scrape, "IDLE_FORMAT_SECONDS", 0.0)
+    asyncio.run(scrapes.body(OPENMETRICS))
+    assert {key[0] for key in kept} == {OPENMETRICS}

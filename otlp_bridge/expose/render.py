@@ -24,6 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from prometheus_client import exposition as text_exposition
@@ -44,7 +45,6 @@ class Format:
 
 TEXT = Format("text/plain; version=0.0.4; charset=utf-8", openmetrics=False)
 OPENMETRICS = Format("application/openmetrics-text; version=1.0.0; charset=utf-8", openmetrics=True)
-_LABEL_CACHE_LIMIT = 500_000
 _KINDS = {"counter": Kind.COUNTER, "histogram": Kind.HISTOGRAM}
 
 
@@ -79,10 +79,9 @@ def tail_names(metrics: Iterable[Metric]) -> list[tuple[str, Kind]]:
             for m in metrics]
 
 
-# A label set's rendered form: `{a="x",b="y"}` ('' for none; None when a name is not a valid,
-# unreserved label name), and the `_created` value last written for it, as a number and as text.
-_Entry = tuple[str | None, float, str]
 SERIES_PER_CHUNK = 1024  # series rendered, encoded and reused together
+_PAIRS_LIMIT = 65_536  # rendered `name="value"` pairs kept; bounded whatever the cardinality
+_name = itemgetter(0)
 
 
 @dataclass(slots=True)
@@ -98,37 +97,48 @@ class _Chunk:
 
 
 class Renderer:
-    """Renders snapshots; one instance per process so each label set is formatted once and unchanged
-    runs of series are not rendered again. Safe to use from two threads at once, one per format:
-    label entries are replaced whole, never edited, and each format keeps its own chunks."""
+    """Renders snapshots; one instance per process, so unchanged runs of series are not rendered again
+    and label pairs that repeat (job, model, type, user…) are formatted once. What it keeps is the
+    body itself (as chunks), and a bounded memo of pairs. Safe to use from two threads at once, one per
+    format: each format keeps its own chunks; the shared memos are only added to or cleared."""
 
     def __init__(self) -> None:
-        self._labels: dict[Labels, _Entry] = {}
-        self._valid_names: dict[tuple[str, ...], bool] = {}  # a family's series mostly share one
+        self._pairs: dict[tuple[str, str], str] = {}
+        self._names: set[str] = set()  # label names known valid and unreserved
         self._chunks: dict[tuple[Format, str, Kind], list[_Chunk]] = {}
 
-    def _entry(self, labels: Labels) -> _Entry:
-        entry = self._labels.get(labels)
-        if entry is None:
-            names = tuple(k for k, _ in labels)
-            valid = self._valid_names.get(names)
-            if valid is None:
-                valid = all(map(is_label_name, names)) and len(set(names)) == len(names)
-                if len(self._valid_names) >= _LABEL_CACHE_LIMIT:
-                    self._valid_names.clear()
-                self._valid_names[names] = valid
-            text = ("{" + ",".join([f'{k}="{escape_value(v)}"' for k, v in labels]) + "}" if labels else "") \
-                if valid else None
-            if len(self._labels) >= _LABEL_CACHE_LIMIT:
-                self._labels.clear()  # crude but bounded; the next scrape refills what is live
-            entry = self._labels[labels] = (text, 0.0, "")
-        return entry
+    def forget(self, fmt: Format) -> None:
+        """Let go of what one format keeps (its chunks): nobody scrapes it any more."""
+        for key in [key for key in self._chunks if key[0] is fmt]:
+            del self._chunks[key]
 
-    def _created(self, labels: Labels, entry: _Entry, created: float) -> str:
-        """`<created>` as text, formatted once per series (its creation time does not change)."""
-        if entry[1] != created:
-            entry = self._labels[labels] = (entry[0], created, value_text(created))
-        return entry[2]
+    def _label_text(self, labels: Labels) -> str | None:
+        """`{a="x",b="y"}` ('' for none); None when a name is not a valid, unreserved label name or
+        comes twice."""
+        if not labels:
+            return ""
+        if not (self._names.issuperset(map(_name, labels)) or self._learn(labels)) \
+                or len(dict(labels)) != len(labels):
+            return None
+        pairs = self._pairs
+        return "{" + ",".join([pairs.get(pair) or self._pair(pair) for pair in labels]) + "}"
+
+    def _pair(self, pair: tuple[str, str]) -> str:
+        text = f'{pair[0]}="{escape_value(pair[1])}"'
+        if len(self._pairs) >= _PAIRS_LIMIT:
+            self._pairs.clear()  # crude but bounded; what repeats comes back at once
+        self._pairs[pair] = text
+        return text
+
+    def _learn(self, labels: Labels) -> bool:
+        """Whether every name is a valid, unreserved label name; the valid ones are remembered."""
+        fresh = {name for name, _ in labels} - self._names
+        if not all(map(is_label_name, fresh)):
+            return False
+        if len(self._names) + len(fresh) > _PAIRS_LIMIT:
+            self._names.clear()
+        self._names.update(fresh)
+        return True
 
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
                  omitted: Counter[str]) -> list[bytes]:
@@ -172,9 +182,9 @@ class Renderer:
 
     def _gauges(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], _: Format,
                 omitted: Counter[str]) -> None:
-        entry_of, append = self._entry, out.append
+        label_text, append = self._label_text, out.append
         for labels, value, _created in samples:
-            text = entry_of(labels)[0]
+            text = label_text(labels)
             if text is None:
                 omitted["invalid_label_name"] += 1
                 continue
@@ -182,26 +192,23 @@ class Renderer:
 
     def _counters(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], fmt: Format,
                   omitted: Counter[str]) -> None:
-        entry_of, created_of, append = self._entry, self._created, out.append
+        label_text, append = self._label_text, out.append
         total = name + "_total" if fmt.openmetrics else name
         created_name = name + "_created"
         for labels, value, created in samples:
-            entry = entry_of(labels)
-            text = entry[0]
+            text = label_text(labels)
             if text is None or not 0 <= value < math.inf:  # also false for NaN
                 omitted["invalid_label_name" if text is None else "invalid_counter"] += 1
                 continue
             if fmt.openmetrics and created > 0:
-                since = entry[2] if entry[1] == created else created_of(labels, entry, created)
-                append(f"{total}{text} {value!r}\n{created_name}{text} {since}\n")
+                append(f"{total}{text} {value!r}\n{created_name}{text} {value_text(created)}\n")
             else:
                 append(f"{total}{text} {value!r}\n")
 
     def _histograms(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]],
                     fmt: Format, omitted: Counter[str]) -> None:
         for labels, value, created in samples:
-            entry = self._entry(labels)
-            text = entry[0]
+            text = self._label_text(labels)
             if text is None:
                 omitted["invalid_label_name"] += 1
                 continue
@@ -217,7 +224,7 @@ class Renderer:
             else:
                 omitted["openmetrics_histogram_sum"] += 1
             if created > 0:
-                out.append(f"{name}_created{text} {self._created(labels, entry, created)}\n")
+                out.append(f"{name}_created{text} {value_text(created)}\n")
 
     @staticmethod
     def tail(metrics: list[Metric], fmt: Format) -> bytes:

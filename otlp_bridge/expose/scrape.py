@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ from otlp_bridge.translate.naming import FamilyNames
 log = logging.getLogger(__name__)
 
 WRITE_CHUNK = 1024 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds one at most
+IDLE_FORMAT_SECONDS = 600.0  # a format nobody scraped for this long gives back its memory (its body)
 _DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
 Key = tuple[int, tuple[tuple[str, Kind], ...]]
 
@@ -37,13 +39,26 @@ class Scrapes:
         self._pending: dict[Format, asyncio.Future[list[bytes]]] = {}
         self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
         self._logged: frozenset[str] = frozenset()  # reasons last logged: a line when they change, not per scrape
+        self._last_scrape: dict[Format, float] = {}
 
     async def body(self, fmt: Format) -> tuple[list[bytes], bytes]:
         """The store's families (in chunks) and the rest (ending in `# EOF` for OpenMetrics)."""
+        self._forget_idle(fmt)
         tail_metrics = self._tail()
         seed = (*_DERIVED, *tail_names(tail_metrics))
         bulk = await self._bulk(fmt, (self._store.version, seed))
         return bulk, await asyncio.to_thread(Renderer.tail, tail_metrics, fmt)
+
+    def _forget_idle(self, fmt: Format) -> None:
+        """Prometheus asks for OpenMetrics; a person with curl for text, now and then: the body of a
+        format kept for reuse costs ~0.3-0.6 KB per series, so one not asked for in a while goes."""
+        now = time.monotonic()
+        self._last_scrape[fmt] = now
+        for other, last in list(self._last_scrape.items()):
+            if now - last > IDLE_FORMAT_SECONDS and other not in self._pending:
+                del self._last_scrape[other]
+                self._bodies.pop(other, None)
+                self._renderer.forget(other)
 
     async def _bulk(self, fmt: Format, key: Key) -> list[bytes]:
         cached = self._bodies.get(fmt)
