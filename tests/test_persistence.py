@@ -11,7 +11,7 @@ import pytest
 
 from otlp_bridge.app import Bridge
 from otlp_bridge.series import FamilyMeta, Kind, Observation, Temporality, input_key
-from otlp_bridge.store import journal
+from otlp_bridge.store import journal, persist
 from otlp_bridge.store.accumulator import Limits, Store, Uptime
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
 from tests.builders import Clock
@@ -324,3 +324,41 @@ def test_a_checkpoint_writes_the_journal_into_sqlite_and_deletes_it(tmp_path: Pa
     assert [seq for seq, _ in journal.segments(tmp_path)] == [state._journal.seq]  # type: ignore[union-attr]
     state.close()
     assert _restored_total(tmp_path) == 3.0
+
+
+def test_the_series_image_of_a_clean_shutdown_is_used_only_while_it_matches(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    store.apply([_obs("a", 0, 1, 3.0, Temporality.DELTA)])
+    asyncio.run(state.flush(store))  # a clean shutdown: checkpoint, then the image
+    state.close()
+    again = SqliteState(tmp_path)
+    again.open()
+    assert again._reader is not None
+    assert again._reader.execute("SELECT count(*) FROM images").fetchone() == (1,)
+    restored = Store(backing=again)
+    assert again.load_into(restored, series_ttl=0, now=0) == 1
+    restored.apply([_obs("a", 1, 2, 4.0, Temporality.DELTA)])
+    asyncio.run(again.commit(restored, again.changed()))  # journaled, then a crash: no flush, no image
+    again.close()
+    assert _restored_total(tmp_path) == 7.0  # the journal's replay made the image stale and removed it
+
+
+def test_restore_reads_every_row_chunk_by_chunk_without_an_image(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(persist, "_LOAD_CHUNK", 2)
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    store.apply([Observation(COUNTER, input_key("c_total", i), (("n", str(i)),), Temporality.DELTA, 0, 1, 1.0)
+                 for i in range(5)])
+    asyncio.run(state.commit(store, state.changed()))
+    asyncio.run(state.checkpoint())  # rows, no image
+    state.close()
+    again = SqliteState(tmp_path)
+    again.open()
+    try:
+        assert again.load_into(Store(backing=again), series_ttl=0, now=0) == 5
+    finally:
+        again.close()

@@ -38,6 +38,7 @@ from otlp_bridge.store.accumulator import (
     SeriesRow,
     Store,
     series_from_snapshot,
+    snapshot_series,
 )
 from otlp_bridge.store.known import KeyFilter
 from otlp_bridge.store.statedir import StateGuard
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS series (
 CREATE TABLE IF NOT EXISTS inputs (
     key BLOB PRIMARY KEY, state TEXT NOT NULL, seen REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inputs_seen ON inputs (seen);
+CREATE TABLE IF NOT EXISTS images (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     family TEXT NOT NULL, labels TEXT NOT NULL, hour INTEGER NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (family, labels, hour)) WITHOUT ROWID;
@@ -290,15 +292,16 @@ class SqliteState:
                  for name, kind, help_, monotonic in self._reader.execute("SELECT * FROM families")}
         by_family: dict[str, dict[Labels, Series]] = {name: {} for name in metas}
         since = now - series_ttl if series_ttl > 0 else float("-inf")
-        count = 0
-        cursor = self._reader.execute(
-            "SELECT family, labels, value, updated, created FROM series WHERE updated >= ?", (since,))
-        while rows := cursor.fetchmany(_LOAD_CHUNK):
-            families, label_texts, values, updated, created = zip(*rows, strict=True)
-            for family, labels, value, changed, born in zip(families, _decode_labels(label_texts),
-                                                            _decode_json(values), updated, created, strict=True):
-                by_family[family][labels] = series_from_snapshot(value, changed, born)
-            count += len(rows)
+        count = self._load_image(by_family, since)
+        if not count:
+            cursor = self._reader.execute(
+                "SELECT family, labels, value, updated, created FROM series WHERE updated >= ?", (since,))
+            while rows := cursor.fetchmany(_LOAD_CHUNK):
+                families, label_texts, values, updated, created = zip(*rows, strict=True)
+                for family, labels, value, changed, born in zip(families, _decode_labels(label_texts),
+                                                                _decode_json(values), updated, created, strict=True):
+                    by_family[family][labels] = series_from_snapshot(value, changed, born)
+                count += len(rows)
         for name, meta in metas.items():
             store.restore(meta, by_family[name])
         if store.history is not None:
@@ -308,6 +311,39 @@ class SqliteState:
         if seen is not None:
             store.uptime.resume(seen)
         return count
+
+    def _load_image(self, by_family: dict[str, dict[Labels, Series]], since: float) -> int:
+        """The series from the image a clean shutdown left, if no write has touched series since; 0 if none."""
+        assert self._reader is not None
+        row = self._reader.execute("SELECT value FROM images WHERE name = 'series'").fetchone()
+        if row is None:
+            return 0
+        image = marshal.loads(row[0])
+        if not set(image) <= set(by_family):
+            return 0  # not what the tables say: read them instead
+        count = 0
+        for family, series in image.items():
+            restored = by_family[family]
+            for labels, snap, updated, created in series:
+                if updated >= since:
+                    restored[labels] = series_from_snapshot(snap, updated, created)
+                    count += 1
+        return count
+
+    async def _write_image(self, store: Store) -> None:
+        """After a checkpoint that left nothing unwritten: every series in memory (all there is, or what
+        the TTL kept) as one marshal blob, so the next start restores them without decoding a row each.
+        Any later write of series rows deletes it (`_write_rows`)."""
+        if store.has_dirty or self._pending or self._writer is None:
+            return
+        image = {name: [(labels, snapshot_series(one), one.updated, one.created)
+                        for labels, one in family.series.items()] for name, family in store.families.items()}
+        await asyncio.to_thread(self._store_image, image)
+
+    def _store_image(self, image: dict[str, list[Any]]) -> None:
+        assert self._writer is not None
+        blob = marshal.dumps(image, _MARSHAL_VERSION)
+        self._writer.execute("INSERT OR REPLACE INTO images VALUES ('series', ?)", (blob,))
 
     def _unwritten(self) -> list[_Rows]:
         return [self._pending] if self._inflight is None else [self._pending, self._inflight]
@@ -368,6 +404,8 @@ class SqliteState:
                            "LIMIT -1 OFFSET ?)", (prune.max_inputs,))
             if journal_next is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('journal', ?)", (str(journal_next),))
+            if rows.series or rows.families:
+                db.execute("DELETE FROM images")  # the series image no longer matches the rows
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -419,10 +457,12 @@ class SqliteState:
         return expired
 
     async def flush(self, store: Store) -> None:
-        """Make whatever is dirty durable now, and checkpoint it (shutdown, tests)."""
+        """Make whatever is dirty durable now, checkpoint it, and leave an image of the series (shutdown)."""
         async with self.lock:
             await self._flush(store)
-        await self.checkpoint()
+        async with self._checkpoint_lock:  # no checkpoint may write series rows between these two
+            await self._checkpoint(None)
+            await self._write_image(store)
 
     async def commit(self, store: Store, generation: int) -> None:
         """Return once everything up to `generation` is durable (sharing a write with others)."""
@@ -468,18 +508,21 @@ class SqliteState:
         """Write the journaled rows into SQLite and delete the segments they came from. Commits carry on
         meanwhile, into the next segment."""
         async with self._checkpoint_lock:
-            async with self.lock:  # between appends: the rows and the segments they came from agree
-                if self._journal is None:  # never opened (a start-up that failed)
-                    return
-                rows, self._pending = self._pending, _Rows()
-                covered = self._journal.rotate() if self._journal.size else self._journal.seq - 1
-                self._inflight = rows
-            try:
-                await asyncio.to_thread(self._write_rows, rows, prune, covered + 1)
-            except BaseException:
-                rows.update(self._pending)  # still owed; what came since is newer
-                self._pending = rows
-                raise
-            finally:
-                self._inflight = None
-            await asyncio.to_thread(journal.remove_through, self.path.parent, covered)
+            await self._checkpoint(prune)
+
+    async def _checkpoint(self, prune: Prune | None) -> None:
+        async with self.lock:  # between appends: the rows and the segments they came from agree
+            if self._journal is None:  # never opened (a start-up that failed)
+                return
+            rows, self._pending = self._pending, _Rows()
+            covered = self._journal.rotate() if self._journal.size else self._journal.seq - 1
+            self._inflight = rows
+        try:
+            await asyncio.to_thread(self._write_rows, rows, prune, covered + 1)
+        except BaseException:
+            rows.update(self._pending)  # still owed; what came since is newer
+            self._pending = rows
+            raise
+        finally:
+            self._inflight = None
+        await asyncio.to_thread(journal.remove_through, self.path.parent, covered)
