@@ -21,6 +21,7 @@ def _port() -> int:
 
 
 def _bridge(state_dir: Path, persist: bool, synchronous: str) -> tuple[ServerProcess, int, int]:
+    """A bridge on fresh ports with `state_dir/bench.toml` (a restart can reuse it)."""
     grpc_port, http_port, metrics_port = _port(), _port(), _port()
     config = state_dir / "bench.toml"
     config.write_text(
@@ -49,15 +50,17 @@ def main() -> None:
                     result = run_load(transport, grpc_port if transport == "grpc" else http_port, bodies,
                                       args.clients)
                     rows.append({"config": label, **as_row(result), "server_cpu_s": server.cpu_seconds(),
+                                 "cpu_us_per_export": round(server.cpu_seconds() / len(bodies) * 1e6, 1),
                                  "server_peak_rss_mib": server.peak_rss_mib()})
                 finally:
                     server.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"requests": args.requests, "clients": args.clients, "rows": rows}, indent=2))
-    print(f"{'config':30} {'transport':9} {'exports/s':>10} {'points/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"{'config':30} {'transport':9} {'exports/s':>10} {'points/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+          f" {'CPU µs/export':>13}")
     for row in rows:
         print(f"{row['config']:30} {row['transport']:9} {row['exports_per_second']:>10} {row['points_per_second']:>10}"
-              f" {row['p50_ms']:>8} {row['p99_ms']:>8} {row['errors']:>6}")
+              f" {row['p50_ms']:>8} {row['p99_ms']:>8} {row['errors']:>6} {row['cpu_us_per_export']:>13}")
     base = {r["transport"]: r["exports_per_second"] for r in rows if r["config"] == "memory only"}
     for row in rows:
         if row["config"] != "memory only":

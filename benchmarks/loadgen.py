@@ -163,11 +163,11 @@ def run_load(transport: str, port: int, bodies: list[tuple[str, bytes]], clients
 class ServerProcess:
     """A server (the bridge, or the floor) in its own process, with its CPU time and peak RSS."""
 
-    def __init__(self, args: list[str], ready_url: str) -> None:
+    def __init__(self, args: list[str], ready_url: str, poll: float = 0.1) -> None:
         self.ready_url = ready_url
         self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             try:
                 with urllib.request.urlopen(ready_url, timeout=1):
@@ -175,7 +175,7 @@ class ServerProcess:
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise RuntimeError(f"{args} did not start") from None
-                time.sleep(0.1)
+                time.sleep(poll)
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()

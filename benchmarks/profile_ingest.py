@@ -49,13 +49,15 @@ async def _pipeline(state_dir: Path, persist: bool, bodies: list[tuple[str, byte
         began = time.process_time()
         seconds = await _drive(bridge, bodies, clients)
         if bridge.state is not None:
-            await bridge.state.flush(bridge.store)  # the checkpoint the running bridge would do is part of the cost
+            await bridge.state.commit(bridge.store, bridge.state.latest)
+            await bridge.state.checkpoint()  # the checkpoint the running bridge would do is part of the cost
             seconds = time.process_time() - began
         if profile is not None:
             profile.disable()
         return seconds
     finally:
         if bridge.state is not None:
+            await bridge.state.flush(bridge.store)
             bridge.state.close()
 
 

@@ -2,12 +2,14 @@
 
     make bench        # = .venv/bin/python -m benchmarks.run
 
-1. Ingest: exports/s, points/s, p50/p99, errors, server CPU and peak RSS, for the bridge (state
-   persisted, as shipped) and the floor (decode-only server on the same stack), per transport.
-   The bridge/floor throughput ratio is the headline.
-2. Scale: at 1k, 10k and 100k live series — /metrics render time (text and OpenMetrics),
+1. Ingest: exports/s, points/s, p50/p99, errors, server CPU per export and peak RSS, for the bridge
+   (state persisted, as shipped), the bridge with persistence off, and the floor (decode-only server
+   on the same stack), per transport. Bridge/floor and durable/memory-only ratios are the headline.
+2. Clients: server CPU per export and p99 at 2 and 20 concurrent clients (log-log slope per ×10).
+3. Scale: at 1k, 10k and 100k live series — /metrics render time (text and OpenMetrics),
    ingest points/s, RSS per live series — and how each grows (log-log slope).
-3. Scrapes vs ingest: export p99 with /metrics scraped back-to-back vs without, at 100k series.
+4. Scrapes vs ingest: export p99 with /metrics scraped back-to-back vs without, at 100k series.
+5. Restart: the bridge grown to 200k series, stopped, and started again: seconds until /readyz.
 Prints tables and writes results/bench.json.
 """
 
@@ -37,21 +39,55 @@ def _floor() -> tuple[ServerProcess, int, int]:
     return server, grpc_port, http_port
 
 
-def ingest(requests: int, clients: int) -> list[dict[str, object]]:
+def _measure(name: str, transport: str, bodies: list[tuple[str, bytes]], clients: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server, grpc_port, http_port = _floor() if name == "floor" else _bridge(Path(tmp), name == "bridge", "full")
+        try:
+            before = server.cpu_seconds()  # start-up is not the load's
+            result = run_load(transport, grpc_port if transport == "grpc" else http_port, bodies, clients)
+            cpu = server.cpu_seconds() - before
+            return {"server": name, **as_row(result), "clients": clients, "server_cpu_s": round(cpu, 2),
+                    "cpu_us_per_export": round(cpu / len(bodies) * 1e6, 1),
+                    "server_peak_rss_mib": round(server.peak_rss_mib(), 1)}
+        finally:
+            server.stop()
+
+
+def ingest(requests: int, clients: int, repeats: int) -> list[dict[str, object]]:
+    """Each configuration `repeats` times, interleaved; the fastest run of each is kept (the machine is
+    shared: a slower run measured someone else's load)."""
     bodies = make_bodies(requests, sessions=500)
-    rows = []
-    for transport in ("http", "grpc"):
-        for name in ("floor", "bridge"):
-            with tempfile.TemporaryDirectory() as tmp:
-                server, grpc_port, http_port = _floor() if name == "floor" else _bridge(Path(tmp), True, "full")
-                try:
-                    port = grpc_port if transport == "grpc" else http_port
-                    result = run_load(transport, port, bodies, clients)
-                    rows.append({"server": name, **as_row(result), "server_cpu_s": server.cpu_seconds(),
-                                 "server_peak_rss_mib": round(server.peak_rss_mib(), 1)})
-                finally:
-                    server.stop()
-    return rows
+    best: dict[tuple[str, str], dict[str, object]] = {}
+    for _ in range(repeats):
+        for transport in ("http", "grpc"):
+            for name in ("floor", "bridge", "bridge-memory"):
+                row = _measure(name, transport, bodies, clients)
+                kept = best.get((transport, name))
+                if kept is None or float(row["exports_per_second"]) > float(kept["exports_per_second"]):  # type: ignore[arg-type]
+                    best[transport, name] = row
+    return list(best.values())
+
+
+def by_clients(requests: int, counts: tuple[int, ...] = (2, 20)) -> list[dict[str, object]]:
+    bodies = make_bodies(requests, sessions=500)
+    return [_measure("bridge", "http", bodies, clients) for clients in counts]
+
+
+async def _restart_seconds(want: int) -> dict[str, object]:
+    """Grow a bridge to `want` series, stop it, and time a start on the same state until /readyz."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server, _, http_port = _bridge(Path(tmp), True, "full")
+        try:
+            async with aiohttp.ClientSession() as session:
+                await _grow(session, http_port, 0, want)
+        finally:
+            server.stop()
+        started = time.perf_counter()
+        again = ServerProcess(["-m", "otlp_bridge", "serve", "--config", str(Path(tmp) / "bench.toml")],
+                              server.ready_url, poll=0.02)
+        seconds = time.perf_counter() - started
+        again.stop()
+    return {"series": want, "restart_s": round(seconds, 2)}
 
 
 async def _grow(session: aiohttp.ClientSession, http_port: int, have: int, want: int) -> None:
@@ -158,24 +194,37 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--levels", default="1000,10000,100000")
+    parser.add_argument("--restart-series", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=2, help="ingest runs per configuration; the fastest is kept")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench.json")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    ingest_rows = ingest(args.requests, args.clients)
-    print("\n## Ingest (bridge persists state; floor only decodes)")
-    print(f"{'server':7} {'transport':9} {'exports/s':>10} {'points/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'cpu s':>7} {'peak MiB':>9}")
-    for r in ingest_rows:
-        print(f"{r['server']:7} {r['transport']:9} {r['exports_per_second']:>10} {r['points_per_second']:>10} "
-              f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']:>6} {r['server_cpu_s']:>7} "
-              f"{r['server_peak_rss_mib']:>9}")
-    ratios = {}
+    ingest_rows = ingest(args.requests, args.clients, args.repeats)
+    print("\n## Ingest (bridge persists state; bridge-memory does not; floor only decodes)")
+    _print_rows(ingest_rows)
+    ratios: dict[str, dict[str, float]] = {}
     for transport in ("http", "grpc"):
         by = {r["server"]: r for r in ingest_rows if r["transport"] == transport}
-        ratios[transport] = round(float(by["bridge"]["exports_per_second"])  # type: ignore[arg-type]
-                                  / float(by["floor"]["exports_per_second"]), 2)  # type: ignore[arg-type]
-        print(f"bridge/floor throughput, {transport}: {ratios[transport]}")
+
+        def ratio(a: str, b: str, key: str, by: dict[str, dict[str, object]] = by) -> float:
+            return round(float(by[a][key]) / float(by[b][key]), 2)  # type: ignore[arg-type]
+
+        ratios[transport] = {
+            "bridge/floor throughput": ratio("bridge", "floor", "exports_per_second"),
+            "bridge/floor CPU efficiency": ratio("floor", "bridge", "cpu_us_per_export"),
+            "durable/memory throughput": ratio("bridge", "bridge-memory", "exports_per_second"),
+            "durable/memory CPU efficiency": ratio("bridge-memory", "bridge", "cpu_us_per_export")}
+        print(f"{transport}: " + ", ".join(f"{k} {v}" for k, v in ratios[transport].items()))
+
+    client_rows = by_clients(max(args.requests // 4, 1000))
+    print("\n## Clients (bridge, http)")
+    _print_rows(client_rows)
+    client_slopes = {key: round(math.log(float(client_rows[-1][key]) / float(client_rows[0][key]))  # type: ignore[arg-type]
+                                / math.log(float(client_rows[-1]["clients"]) / float(client_rows[0]["clients"])), 2)  # type: ignore[arg-type]
+                     for key in ("cpu_us_per_export", "p99_ms")}
+    print(f"slopes (log-log, per ×10 clients): CPU per export {client_slopes['cpu_us_per_export']}, "
+          f"p99 {client_slopes['p99_ms']}")
 
     scale_rows, scrape_effect = asyncio.run(_scale(levels, args.clients, max(args.requests // 4, 500)))
     print("\n## Scale")
@@ -189,10 +238,22 @@ def main() -> None:
     print(f"\n## Export p99 while /metrics is scraped back-to-back ({scrape_effect['series']} series): "
           f"{scrape_effect['p99_ms_scraping']} ms vs {scrape_effect['p99_ms_quiet']} ms quiet "
           f"(×{scrape_effect['ratio']}, {scrape_effect['scrapes_during']} scrapes)")
+    restart = asyncio.run(_restart_seconds(args.restart_series))
+    print(f"\n## Restart with {restart['series']} series: {restart['restart_s']} s until /readyz")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "requests": args.requests, "clients": args.clients, "ingest": ingest_rows, "bridge_floor_ratio": ratios,
-        "scale": scale_rows, "slopes": slopes, "scrape_effect": scrape_effect}, indent=2))
+        "requests": args.requests, "clients": args.clients, "ingest": ingest_rows, "ratios": ratios,
+        "by_clients": client_rows, "client_slopes": client_slopes,
+        "scale": scale_rows, "slopes": slopes, "scrape_effect": scrape_effect, "restart": restart}, indent=2))
+
+
+def _print_rows(rows: list[dict[str, object]]) -> None:
+    print(f"{'server':13} {'transport':9} {'clients':>7} {'exports/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>6} {'CPU µs/export':>13} {'peak MiB':>9}")
+    for r in rows:
+        print(f"{r['server']:13} {r['transport']:9} {r['clients']:>7} {r['exports_per_second']:>10} "
+              f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']:>6} {r['cpu_us_per_export']:>13} "
+              f"{r['server_peak_rss_mib']:>9}")
 
 
 if __name__ == "__main__":
