@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -360,5 +361,32 @@ def test_restore_reads_every_row_chunk_by_chunk_without_an_image(tmp_path: Path,
     again.open()
     try:
         assert again.load_into(Store(backing=again), series_ttl=0, now=0) == 5
+    finally:
+        again.close()
+
+
+def test_a_cancelled_checkpoint_never_collides_with_the_next_write(tmp_path: Path) -> None:
+    """Shutdown cancels maintenance mid-checkpoint; its thread still writes while the final flush starts."""
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    store.apply([Observation(COUNTER, input_key("c_total", i), (("n", str(i)),), Temporality.DELTA, 0, 1, 1.0)
+                 for i in range(20_000)])
+
+    async def run() -> None:
+        await state.commit(store, state.changed())
+        checkpoint = asyncio.create_task(state.checkpoint())
+        await asyncio.sleep(0.001)  # its SQLite write is under way in a worker thread
+        checkpoint.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checkpoint
+        await state.flush(store)
+
+    asyncio.run(run())
+    state.close()
+    again = SqliteState(tmp_path)
+    again.open()
+    try:
+        assert again.load_into(Store(backing=again), series_ttl=0, now=0) == 20_000
     finally:
         again.close()

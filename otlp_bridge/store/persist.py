@@ -155,6 +155,10 @@ class SqliteState:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self.lock = asyncio.Lock()  # one journal append at a time; a group commit covers its waiters
+        # A cancelled await (a client gone, shutdown cancelling maintenance) releases the asyncio locks while
+        # its worker thread still writes: the files and the SQLite writer are guarded in the threads too.
+        self._journal_lock = threading.Lock()
+        self._sqlite_lock = threading.Lock()
         self._checkpoint_lock = asyncio.Lock()
         self._committed = 0
         self._generation = 0
@@ -341,9 +345,10 @@ class SqliteState:
         await asyncio.to_thread(self._store_image, image)
 
     def _store_image(self, image: dict[str, list[Any]]) -> None:
-        assert self._writer is not None
         blob = marshal.dumps(image, _MARSHAL_VERSION)
-        self._writer.execute("INSERT OR REPLACE INTO images VALUES ('series', ?)", (blob,))
+        with self._sqlite_lock:
+            assert self._writer is not None
+            self._writer.execute("INSERT OR REPLACE INTO images VALUES ('series', ?)", (blob,))
 
     def _unwritten(self) -> list[_Rows]:
         return [self._pending] if self._inflight is None else [self._pending, self._inflight]
@@ -378,6 +383,10 @@ class SqliteState:
 
     def _write_rows(self, rows: _Rows, prune: Prune | None, journal_next: int | None) -> None:
         """One transaction with `rows` (and the number of the first segment not in it); a worker thread's job."""
+        with self._sqlite_lock:
+            self._write_rows_locked(rows, prune, journal_next)
+
+    def _write_rows_locked(self, rows: _Rows, prune: Prune | None, journal_next: int | None) -> None:
         assert self._writer is not None
         db = self._writer
         db.execute("BEGIN IMMEDIATE")
@@ -493,8 +502,10 @@ class SqliteState:
         self._committed = target
 
     def _append(self, record: tuple[Any, ...]) -> None:
-        assert self._journal is not None
-        self._journal.append(marshal.dumps(record, _MARSHAL_VERSION))
+        payload = marshal.dumps(record, _MARSHAL_VERSION)
+        with self._journal_lock:
+            assert self._journal is not None
+            self._journal.append(payload)
 
     async def _checkpoint_in_background(self) -> None:
         try:
@@ -515,7 +526,8 @@ class SqliteState:
             if self._journal is None:  # never opened (a start-up that failed)
                 return
             rows, self._pending = self._pending, _Rows()
-            covered = self._journal.rotate() if self._journal.size else self._journal.seq - 1
+            with self._journal_lock:  # an append whose await was cancelled may still be writing
+                covered = self._journal.rotate() if self._journal.size else self._journal.seq - 1
             self._inflight = rows
         try:
             await asyncio.to_thread(self._write_rows, rows, prune, covered + 1)
