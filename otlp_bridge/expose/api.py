@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client.metrics_core import Metric
 
 from otlp_bridge.config import InsightSettings, MetricsAuthSettings
@@ -30,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PROBES = frozenset({"/healthz", "/readyz"})  # kubelets and load balancers carry no credentials
 
 
-def _auth_middleware(settings: MetricsAuthSettings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _auth_middleware(settings: MetricsAuthSettings) -> Middleware:
     accepted: list[str] = []
     if settings.bearer_token is not None:
         accepted.append("Bearer " + settings.bearer_token.get_secret_value())
