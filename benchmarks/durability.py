@@ -20,8 +20,10 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _bridge(state_dir: Path, persist: bool, synchronous: str) -> tuple[ServerProcess, int, int]:
-    """A bridge on fresh ports with `state_dir/bench.toml` (a restart can reuse it)."""
+def _bridge(state_dir: Path, persist: bool, synchronous: str,
+            tree: Path | None = None) -> tuple[ServerProcess, int, int]:
+    """A bridge on fresh ports with `state_dir/bench.toml` (a restart can reuse it); from the source
+    tree `tree` when given (an older commit, for a before/after in one run)."""
     grpc_port, http_port, metrics_port = _port(), _port(), _port()
     config = state_dir / "bench.toml"
     config.write_text(
@@ -29,7 +31,7 @@ def _bridge(state_dir: Path, persist: bool, synchronous: str) -> tuple[ServerPro
         f"metrics_port = {metrics_port}\n[state]\ndir = \"{state_dir}\"\npersist = {str(persist).lower()}\n"
         f"synchronous = \"{synchronous}\"\n")
     server = ServerProcess(["-m", "otlp_bridge", "serve", "--config", str(config)],
-                           f"http://127.0.0.1:{metrics_port}/readyz")
+                           f"http://127.0.0.1:{metrics_port}/readyz", cwd=tree)
     return server, grpc_port, http_port
 
 

@@ -163,9 +163,9 @@ def run_load(transport: str, port: int, bodies: list[tuple[str, bytes]], clients
 class ServerProcess:
     """A server (the bridge, or the floor) in its own process, with its CPU time and peak RSS."""
 
-    def __init__(self, args: list[str], ready_url: str, poll: float = 0.1) -> None:
+    def __init__(self, args: list[str], ready_url: str, poll: float = 0.1, cwd: Path | None = None) -> None:
         self.ready_url = ready_url
-        self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while True:

@@ -39,9 +39,13 @@ def _floor() -> tuple[ServerProcess, int, int]:
     return server, grpc_port, http_port
 
 
-def _measure(name: str, transport: str, bodies: list[tuple[str, bytes]], clients: int) -> dict[str, object]:
+def _measure(name: str, transport: str, bodies: list[tuple[str, bytes]], clients: int,
+             before: Path | None = None) -> dict[str, object]:
+    """One configuration: floor, bridge, bridge-memory; a `@before` suffix runs the bridge from `before`."""
     with tempfile.TemporaryDirectory() as tmp:
-        server, grpc_port, http_port = _floor() if name == "floor" else _bridge(Path(tmp), name == "bridge", "full")
+        base, _, from_before = name.partition("@")
+        server, grpc_port, http_port = _floor() if base == "floor" else _bridge(
+            Path(tmp), base == "bridge", "full", before if from_before else None)
         try:
             before = server.cpu_seconds()  # start-up is not the load's
             result = run_load(transport, grpc_port if transport == "grpc" else http_port, bodies, clients)
@@ -53,15 +57,16 @@ def _measure(name: str, transport: str, bodies: list[tuple[str, bytes]], clients
             server.stop()
 
 
-def ingest(requests: int, clients: int, repeats: int) -> list[dict[str, object]]:
+def ingest(requests: int, clients: int, repeats: int, before: Path | None) -> list[dict[str, object]]:
     """Each configuration `repeats` times, interleaved; the fastest run of each is kept (the machine is
     shared: a slower run measured someone else's load)."""
     bodies = make_bodies(requests, sessions=500)
+    names = ["floor", "bridge", "bridge-memory"] + (["bridge@before", "bridge-memory@before"] if before else [])
     best: dict[tuple[str, str], dict[str, object]] = {}
     for _ in range(repeats):
         for transport in ("http", "grpc"):
-            for name in ("floor", "bridge", "bridge-memory"):
-                row = _measure(name, transport, bodies, clients)
+            for name in names:
+                row = _measure(name, transport, bodies, clients, before)
                 kept = best.get((transport, name))
                 if kept is None or float(row["exports_per_second"]) > float(kept["exports_per_second"]):  # type: ignore[arg-type]
                     best[transport, name] = row
@@ -196,11 +201,13 @@ def main() -> None:
     parser.add_argument("--levels", default="1000,10000,100000")
     parser.add_argument("--restart-series", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=2, help="ingest runs per configuration; the fastest is kept")
+    parser.add_argument("--before", type=Path, help="a source tree of an earlier commit: its bridge joins the "
+                        "ingest runs (`git archive REV | tar -x -C DIR`)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench.json")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    ingest_rows = ingest(args.requests, args.clients, args.repeats)
+    ingest_rows = ingest(args.requests, args.clients, args.repeats, args.before)
     print("\n## Ingest (bridge persists state; bridge-memory does not; floor only decodes)")
     _print_rows(ingest_rows)
     ratios: dict[str, dict[str, float]] = {}
@@ -215,6 +222,14 @@ def main() -> None:
             "bridge/floor CPU efficiency": ratio("floor", "bridge", "cpu_us_per_export"),
             "durable/memory throughput": ratio("bridge", "bridge-memory", "exports_per_second"),
             "durable/memory CPU efficiency": ratio("bridge-memory", "bridge", "cpu_us_per_export")}
+        if args.before:
+            ratios[transport].update({
+                "before: bridge/floor throughput": ratio("bridge@before", "floor", "exports_per_second"),
+                "before: bridge/floor CPU efficiency": ratio("floor", "bridge@before", "cpu_us_per_export"),
+                "before: durable/memory throughput": ratio("bridge@before", "bridge-memory@before",
+                                                           "exports_per_second"),
+                "before: durable/memory CPU efficiency": ratio("bridge-memory@before", "bridge@before",
+                                                               "cpu_us_per_export")})
         print(f"{transport}: " + ", ".join(f"{k} {v}" for k, v in ratios[transport].items()))
 
     client_rows = by_clients(max(args.requests // 4, 1000))
@@ -248,10 +263,10 @@ def main() -> None:
 
 
 def _print_rows(rows: list[dict[str, object]]) -> None:
-    print(f"{'server':13} {'transport':9} {'clients':>7} {'exports/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'server':20} {'transport':9} {'clients':>7} {'exports/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'CPU µs/export':>13} {'peak MiB':>9}")
     for r in rows:
-        print(f"{r['server']:13} {r['transport']:9} {r['clients']:>7} {r['exports_per_second']:>10} "
+        print(f"{r['server']:20} {r['transport']:9} {r['clients']:>7} {r['exports_per_second']:>10} "
               f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']:>6} {r['cpu_us_per_export']:>13} "
               f"{r['server_peak_rss_mib']:>9}")
 
