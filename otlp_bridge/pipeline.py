@@ -33,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from otlp_bridge.decode import Signal, decode_json, decode_protobuf
 from otlp_bridge.errors import ErrorKind, ExportError
+from otlp_bridge.logs import exported
 from otlp_bridge.self_metrics import SelfMetrics
 from otlp_bridge.series import Applied, Labels, Observation
 from otlp_bridge.store.accumulator import ApplyResult, Store
@@ -78,6 +79,7 @@ class Pipeline:
             raise
         outcome = "partial" if response.HasField("partial_success") else "success"
         self.stats.request(transport, signal.value, outcome)
+        exported(transport, signal.value, len(body), response, identity=identity)  # DEBUG: one line per export
         return response
 
     def _translate(self, signal: Signal, body: bytes, as_json: bool, allow_empty: bool,

@@ -170,6 +170,10 @@ def test_json_logs_and_the_digest_say_what_arrived(tmp_path: Path) -> None:
     assert digests[0]["exports_accepted"] == 2
     assert digests[0]["series"] > 0
     assert "last client seen" in digests[-1]["message"]
+    exports = [r for r in records if r["logger"] == "otlp_bridge.export"]  # at DEBUG, one line per export
+    assert [(r["transport"], r["signal"], r["outcome"]) for r in exports] == [("http", "metrics", "success"),
+                                                                            ("http", "logs", "success")]
+    assert exports[0]["message"].startswith("http metrics export of ")
     assert "last_client_seen" in digests[-1]
 
 
