@@ -346,32 +346,38 @@ def test_the_series_image_of_a_clean_shutdown_is_used_only_while_it_matches(tmp_
     assert _restored_total(tmp_path) == 7.0  # the journal's replay made the image stale and removed it
 
 
-def test_restore_reads_every_row_chunk_by_chunk_without_an_image(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(persist, "_LOAD_CHUNK", 2)
-    state = SqliteState(tmp_path)
+def _with_series(state_dir: Path, count: int) -> tuple[SqliteState, Store]:
+    """An open state and a store holding `count` distinct series, not yet committed."""
+    state = SqliteState(state_dir)
     state.open()
     store = Store(backing=state)
     store.apply([Observation(COUNTER, input_key("c_total", i), (("n", str(i)),), Temporality.DELTA, 0, 1, 1.0)
-                 for i in range(5)])
+                 for i in range(count)])
+    return state, store
+
+
+def _restored_count(state_dir: Path) -> int:
+    state = SqliteState(state_dir)
+    state.open()
+    try:
+        return state.load_into(Store(backing=state), series_ttl=0, now=0)
+    finally:
+        state.close()
+
+
+def test_restore_reads_every_row_chunk_by_chunk_without_an_image(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(persist, "_LOAD_CHUNK", 2)
+    state, store = _with_series(tmp_path, 5)
     asyncio.run(state.commit(store, state.changed()))
     asyncio.run(state.checkpoint())  # rows, no image
     state.close()
-    again = SqliteState(tmp_path)
-    again.open()
-    try:
-        assert again.load_into(Store(backing=again), series_ttl=0, now=0) == 5
-    finally:
-        again.close()
+    assert _restored_count(tmp_path) == 5
 
 
 def test_a_cancelled_checkpoint_never_collides_with_the_next_write(tmp_path: Path) -> None:
     """Shutdown cancels maintenance mid-checkpoint; its thread still writes while the final flush starts."""
-    state = SqliteState(tmp_path)
-    state.open()
-    store = Store(backing=state)
-    store.apply([Observation(COUNTER, input_key("c_total", i), (("n", str(i)),), Temporality.DELTA, 0, 1, 1.0)
-                 for i in range(20_000)])
+    state, store = _with_series(tmp_path, 20_000)
 
     async def run() -> None:
         await state.commit(store, state.changed())
@@ -384,9 +390,4 @@ def test_a_cancelled_checkpoint_never_collides_with_the_next_write(tmp_path: Pat
 
     asyncio.run(run())
     state.close()
-    again = SqliteState(tmp_path)
-    again.open()
-    try:
-        assert again.load_into(Store(backing=again), series_ttl=0, now=0) == 20_000
-    finally:
-        again.close()
+    assert _restored_count(tmp_path) == 20_000
