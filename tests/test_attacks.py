@@ -32,6 +32,7 @@ import h2.events
 import pytest
 
 from otlp_bridge import cli
+from otlp_bridge.store import journal
 from otlp_bridge.store.statedir import StateGuard, StateLost
 from tests.bridge_process import BridgeProcess
 from tests.support import CLAUDE, GRPC_PATHS
@@ -410,13 +411,19 @@ def test_second_process_on_one_state_dir_refuses_to_start(shared: BridgeProcess,
     assert good_http(bridge) == 200  # the first one is untouched
 
 
-@pytest.mark.parametrize("damage", ["delete", "truncate", "replace"])
+@pytest.mark.parametrize("damage", ["delete", "truncate", "replace", "journal"])
 def test_state_file_lost_while_running_stops_acknowledging(work: Path, damage: str) -> None:
     bridge = _bridge(work)
     db = work / "state" / "bridge.db"
     try:
         assert good_http(bridge) == 200
-        if damage == "delete":
+        if damage == "journal":  # the segment acknowledged exports are appended to, before its checkpoint
+            segments = sorted(p for p in db.parent.iterdir() if p.name.startswith(journal.PREFIX))
+            assert segments
+            for segment in segments:
+                segment.unlink()
+            db = segments[-1]
+        elif damage == "delete":
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
         elif damage == "truncate":

@@ -135,6 +135,11 @@ class Journal:
             raise
         self.size = before + len(record)
 
+    @property
+    def open_file(self) -> tuple[int, Path]:
+        """The segment being appended to, as (fd, path): what the state guard watches for deletion."""
+        return self._fd, segment_path(self.directory, self.seq)
+
     def rotate(self) -> int:
         """Start the next segment; returns the number of the one closed."""
         closed = self.seq

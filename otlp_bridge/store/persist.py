@@ -486,8 +486,8 @@ class SqliteState:
             assert self._journal is not None
             record = _record(dirty)
             try:
-                if self.guard is not None:
-                    self.guard.check()  # the file is still the one opened, or nothing is acknowledged
+                if self.guard is not None:  # the files are still the ones opened, or nothing is acknowledged
+                    self.guard.check(self._journal.open_file)
                 await asyncio.to_thread(self._append, record)
             except BaseException as exc:
                 store.mark_dirty(dirty)
