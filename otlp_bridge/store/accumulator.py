@@ -123,7 +123,7 @@ class InputState:
         start, time_, value, windows, seen = row
         if isinstance(value, tuple | list):
             value = HistogramValue(tuple(value[0]), tuple(value[1]), value[2], value[3])
-        return cls(start, time_, value, tuple(map(tuple, windows)), seen)  # type: ignore[arg-type]
+        return cls(start, time_, value, tuple(map(tuple, windows)), seen)  # type: ignore[arg-type, call-overload]
 
     def is_replay(self, obs: Observation) -> bool:
         if obs.temporality is Temporality.DELTA:

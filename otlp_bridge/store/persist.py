@@ -81,7 +81,7 @@ class StateError(Exception):
 
 
 def _labels(text: str) -> Labels:
-    return intern_labels(tuple(map(tuple, json.loads(text))))  # type: ignore[arg-type]
+    return intern_labels(tuple(map(tuple, json.loads(text))))
 
 
 _LOAD_CHUNK = 10_000
@@ -89,11 +89,11 @@ _LOAD_CHUNK = 10_000
 
 def _decode_json(texts: tuple[str, ...]) -> list[Any]:
     """Many JSON texts in one decode (restart speed: one C call instead of one per row)."""
-    return json.loads(f"[{','.join(texts)}]")  # type: ignore[no-any-return]
+    return json.loads(f"[{','.join(texts)}]")
 
 
 def _decode_labels(texts: tuple[str, ...]) -> list[Labels]:
-    return [intern_labels(tuple(map(tuple, pairs))) for pairs in _decode_json(texts)]  # type: ignore[arg-type]
+    return [intern_labels(tuple(map(tuple, pairs))) for pairs in _decode_json(texts)]
 
 
 def _dump(value: object) -> str:
@@ -400,7 +400,8 @@ class SqliteState:
             db.executemany("DELETE FROM series WHERE family = ? AND labels = ?",
                            [(name, _dump(labels)) for (name, labels), row in rows.series.items() if row is None])
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",
-                           [(key, marshal.dumps(row, _MARSHAL_VERSION), row[4]) for key, row in rows.inputs.items()])
+                           [(key, marshal.dumps(row, _MARSHAL_VERSION), row[4])  # type: ignore[arg-type]
+                            for key, row in rows.inputs.items()])
             db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
                            [(f, _dump(labels), hour, v) for (f, labels, hour), v in rows.history.items()
                             if v is not None])

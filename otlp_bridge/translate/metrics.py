@@ -252,7 +252,7 @@ def _temporality(data: object) -> Temporality | None:
 def _number(point: object) -> float | None:
     which = point.WhichOneof("value")  # type: ignore[attr-defined]
     if which == "as_double":
-        return point.as_double
+        return point.as_double  # type: ignore[attr-defined]
     if which == "as_int":
         return float(point.as_int)  # type: ignore[attr-defined]
     return None
