@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from otlp_bridge.series import Labels
 from otlp_bridge.store.accumulator import HistogramTotal, Store, Total
-from otlp_bridge.translate.metrics import Labels
 
 
 def totals_by(
