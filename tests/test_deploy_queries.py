@@ -133,7 +133,7 @@ def test_team_filter_narrows_every_filtered_panel(fed: Prometheus) -> None:
 def test_dashboard_covers_every_section() -> None:
     rows = [p["title"] for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] == "row"]
     assert rows == ["Token flow", "Cost and budget", "Activity", "Tools and commands", "API health",
-                    "Users and devices", "Bridge health"]
+                    "Users and devices", "Agents", "Plan windows", "Bridge health"]
 
 
 @pytest.mark.parametrize(("name", "expr"), _rule_exprs(), ids=[name for name, _ in _rule_exprs()])
