@@ -19,6 +19,7 @@ from otlp_bridge.derive.insights import usd
 from otlp_bridge.derive.pricing import PriceTable
 from tests.cdp import Rendering, render
 from tests.support import CLAUDE, RunningBridge, replay, settings_for_test
+from tests.test_agents import OTHER, replay_recorded
 from tests.test_transcripts import CAPTURES, SESSIONS, read
 from tests.test_transcripts_history import COST, OLD, older_copy
 
@@ -32,6 +33,10 @@ PROBE = """({
   blocks: [...document.querySelectorAll('#plan-windows .block-spent')].map(e => e.textContent),
   weeks: [...document.querySelectorAll('#plan-windows .week-spent')].map(e => e.textContent),
   people: [...document.querySelectorAll('#people tr')].slice(1).map(tr => [...tr.cells].map(c => c.textContent)),
+  agents: [...document.querySelectorAll('#agents tr')].slice(1).map(tr => [
+    tr.cells[0].querySelector('b').textContent, tr.querySelector('.agent-spend').textContent,
+    tr.querySelector('.agent-requests').textContent,
+    Object.fromEntries([...tr.querySelectorAll('.tok')].map(s => [s.dataset.type, s.querySelector('b').textContent]))]),
   tools: [...document.querySelectorAll('#tools tr')].slice(1).map(tr => [...tr.cells].map(c => c.textContent)),
   linked: [...document.querySelectorAll('[src],[href]')].map(e => e.getAttribute('src') || e.getAttribute('href')),
 })"""
@@ -54,6 +59,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
         replay(live, session / "otlp")
     for run in ("t10_fail_reject_details", "t12_api_error_400"):  # last night: a failing tool, an API error
         replay(live, CLAUDE / run)
+    for run in ("gemini-0.61.0/default-model-http", "codex-0.169.0/two-tools-grpc"):  # the other agents
+        replay_recorded(live, OTHER / run)
     live.stop()
     # The weeks before telemetry, from transcripts only.
     older = [older_copy(s, tmp / "transcripts", days) for s in OLD for days in (3, 10)]
@@ -140,3 +147,20 @@ def test_plan_windows_budgets_people_tools_and_insights(page: Page) -> None:
     assert any(t["failures"] for t in s["tools"])
     for insight in page.insights:
         assert insight["type"] in page.renderings[1280].text_by_id["insights"]
+
+
+def test_agents_section_is_the_ledger(page: Page) -> None:
+    """One row per agent, largest spend first, with the ledger's spend, requests and tokens by type."""
+    shown, ledger = page.renderings[1280], page.summary["agents"]
+    assert [row[0] for row in shown.probed["agents"]] == [a["agent"] for a in ledger["agents"]]
+    assert {a["agent"] for a in ledger["agents"]} == {"claude-code", "gemini-cli", "codex"}
+    for (_, spend, requests, tokens), agent in zip(shown.probed["agents"], ledger["agents"], strict=True):
+        assert spend == usd(agent["cost_usd"]), agent["agent"]
+        assert requests == f'{agent["requests"]:,.0f}', agent["agent"]
+        assert tokens == {t: f"{v:,.0f}" for t, v in agent["tokens"].items() if v}, agent["agent"]
+        assert min(agent["requests"], agent["cost_usd"]) > 0, agent["agent"]
+        assert tokens, agent["agent"]
+    assert shown.text_by_id["agents-total"] == usd(ledger["cost_usd"])
+    # Claude Code's row is its own telemetry: the cost it reported, all of it live.
+    claude = next(a for a in ledger["agents"] if a["agent"] == "claude-code")
+    assert claude["cost_usd"] == pytest.approx(page.summary["cost_usd"]["all_time"], rel=1e-9)

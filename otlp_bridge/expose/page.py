@@ -2,8 +2,9 @@
 `/summary` document and the insights, refreshing itself.
 
 Spend; daily spend by model (stacked bars, 30 days); the open 5-hour block and week per user;
-budgets (gauge, forecast, runs out at); people (spend and tokens this month, last seen); tokens and
-the cache's savings per day; models; tools with failure rates; activity; insights. Sections whose
+budgets (gauge, forecast, runs out at); people (spend and tokens this month, last seen); every coding
+agent from the ledger (spend, requests, tokens by type); tokens and the cache's savings per day; models;
+tools with failure rates; activity; insights. Sections whose
 `/summary` key is absent or empty are left out. Two columns on a laptop, one on a phone; charts
 stretch to their column and keep their labels in HTML, so no text shrinks with the width.
 """
@@ -30,7 +31,10 @@ h1{font-size:18px;margin:0}h2{font-size:13px;text-transform:uppercase;color:#9aa
 .muted{color:#9aa4b2}.id{font-family:ui-monospace,monospace;font-size:12px}
 table{width:100%;border-collapse:collapse}td,th{padding:3px 4px;text-align:left;vertical-align:top}
 th{color:#9aa4b2;font-weight:500}td.n,th.n{text-align:right;white-space:nowrap}
-#plan-windows td{white-space:normal}
+#plan-windows td,#agents td,#agents th{white-space:normal}
+.stack{display:flex;height:6px;border-radius:3px;overflow:hidden;background:#2a2f3a;margin-top:2px}
+.toks{display:flex;flex-wrap:wrap;justify-content:flex-end;gap:0 10px;font-size:12px}
+.tok{white-space:nowrap}
 @media (max-width:600px){.opt{display:none}}
 .warning{color:#f0b429}.critical{color:#ff6b6b}.info{color:#7cc4fa}
 svg{display:block;width:100%}svg text{fill:#c9d1d9;font-size:12px}
@@ -45,6 +49,9 @@ ul{padding-left:18px;margin:0}li{margin-bottom:4px}
 
 _PALETTE = ("#4e9af1", "#f0b429", "#3ecf8e", "#e05d9b", "#9b7bf0", "#f07f4e", "#4ec9d8", "#b5c04e")
 _TOP_WINDOWS = 8  # users shown with their plan windows, largest block spend first
+# The ledger's token types (translate/agents.py TOKEN_TYPES), as the page names them.
+_TOKEN_WORDS = {"input": "input", "cache_read": "cache read", "cache_write": "cache write", "output": "output",
+                "reasoning": "reasoning"}
 
 
 def _money(value: float | None) -> str:
@@ -232,6 +239,35 @@ def _people(summary: dict[str, Any]) -> str:
     return f"<section><h2>People</h2>{table}</section>"
 
 
+def _token_mix(tokens: dict[str, float]) -> str:
+    """One agent's tokens by type: a stacked bar and the counts, zero types left out."""
+    shown = [(i, t, tokens[t]) for i, t in enumerate(_TOKEN_WORDS) if tokens.get(t)]
+    whole = sum(v for _, _, v in shown) or 1.0
+    stack = "".join(f'<span style="width:{v / whole * 100:.2f}%;background:{_PALETTE[i]}" title="'
+                    f'{_TOKEN_WORDS[t]}"></span>' for i, t, v in shown)
+    counts = "".join(f'<span class="tok" data-type="{t}"><span class="swatch" style="background:{_PALETTE[i]}">'
+                     f'</span>{_TOKEN_WORDS[t]} <b>{_count(v)}</b></span>' for i, t, v in shown)
+    return f'<div class="stack">{stack}</div><div class="toks">{counts}</div>' if shown else "—"
+
+
+def _agents(summary: dict[str, Any]) -> str:
+    """Every coding agent in the ledger (derive/ledger.py): cost reported or priced, one meaning of tokens."""
+    ledger = summary.get("agents") or {}
+    agents = ledger.get("agents") or []
+    if not agents:
+        return ""
+    e = html.escape
+    rows = [[f'<b>{e(a["agent"])}</b><br><span class="muted">{e(", ".join(a["cost_sources"]))}</span>'
+             + ("".join(f'<br><span class="warning" title="tokens not priced">unpriced {e(m)}</span>'
+                        for m in a["unpriced_models"])),
+             f'<span class="agent-spend">{_money(a["cost_usd"])}</span>',
+             f'<span class="agent-requests">{_count(a["requests"])}</span>',
+             _money(a["cost_per_request_usd"]), _token_mix(a["tokens"])] for a in agents]
+    table = _rows(rows, ["agent", "spend", "requests", "per request", "tokens by type"], (3,), "agents")
+    return (f'<section class="full"><h2>Agents</h2><div>all agents <b id="agents-total">'
+            f'{_money(ledger["cost_usd"])}</b></div>{table}</section>')
+
+
 def _tools(summary: dict[str, Any]) -> str:
     rows = [[html.escape(t["tool"]), f'{t["calls"]:.0f}',
              _pct(t["failure_ratio"]) + (_bar(t["failure_ratio"] or 0.0, "#ff6b6b") if t["failures"] else ""),
@@ -269,6 +305,7 @@ def render_page(summary: dict[str, Any], insights: list[dict[str, Any]], refresh
 {_windows(summary)}
 {_budgets(summary)}
 {_people(summary)}
+{_agents(summary)}
 <section><h2>Tokens and cache</h2><div>sent <span id="tokens-sent">{tokens["sent"]:,.0f}</span> · received
 <span id="tokens-received">{tokens["received"]:,.0f}</span></div>
 <div>from cache <span id="tokens-cache">{tokens["from_cache"]:,.0f}</span> · cache hit
