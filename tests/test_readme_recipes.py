@@ -65,3 +65,20 @@ def test_the_target_info_join_works_with_many_clients(bridge: RunningBridge, tmp
         prometheus.stop()
     assert result == {"host-a": ("linux", 1.75), "host-b": ("darwin", 2.0)}
     assert naive["status"] == "error"
+
+
+def _layout() -> str:
+    return README.read_text().split("\n## Layout\n", 1)[1].split("```\n", 2)[1]
+
+
+def test_the_layout_names_every_module_and_only_real_ones() -> None:
+    layout = _layout()
+    package = README.parent / "otlp_bridge"
+    modules = {p.relative_to(package) for p in package.rglob("*.py") if p.name != "__init__.py"}
+    named = set(re.findall(r"[\w/]+\.py\b|\b[a-z_]+/(?=\s)", layout))
+    missing = sorted(str(m) for m in modules if m.name not in {Path(n).name for n in named}
+                     and f"{m.parent}/" not in named)
+    assert not missing, f"add to README's Layout: {missing}"
+    stems = {m.name for m in modules}
+    unknown = sorted(n for n in named if n.endswith(".py") and Path(n).name not in stems)
+    assert not unknown, f"README's Layout names modules that do not exist: {unknown}"
