@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
+from otlp_bridge.expose.snapshot import snapshot
 from otlp_bridge.series import (
     FamilyMeta,
     HistogramValue,
@@ -227,3 +229,10 @@ def test_the_number_of_families_is_capped() -> None:
     result = store.apply([obs(meta, D, 0, 10, 1.0) for meta in names])
     assert result.rejected == {"family_limit": 2}
     assert sorted(store.families) == ["f0_total", "f1_total"]
+
+
+def test_a_family_whose_series_are_all_gone_is_not_exposed() -> None:
+    store = Store()
+    store.apply([obs(GAUGE, L, 0, 10, 3.0), obs(COUNTER, D, 0, 10, 1.0)])
+    store.apply([obs(GAUGE, L, 0, 20, None)])  # type: ignore[arg-type]
+    assert [family.meta.name for family in asyncio.run(snapshot(store))] == ["c_total"]

@@ -96,3 +96,8 @@ def test_a_staleness_marker_removes_a_gauge_and_is_nothing_on_a_sum() -> None:
     assert gone.value is None
     assert _translate(_sum([marker])).observations == []
     assert _translate(_sum([marker])).rejected == {}
+
+
+def test_target_info_only_for_a_resource_that_says_more_than_who_it_is() -> None:
+    assert _translate(_sum([_point()]), {"service.name": "claude-code", "service.instance.id": "i-1"}).targets == []
+    assert _translate(_sum([_point()]), {"service.name": "claude-code", "os.type": "linux"}).targets

@@ -49,8 +49,8 @@ async def snapshot(store: Store) -> list[FamilySnapshot]:
     changes mid-copy shows its old or its new value, as with any scrape."""
     families = []
     for family in list(store.families.values()):
-        if family.meta.name.startswith(INTERNAL_PREFIX):
-            continue
+        if family.meta.name.startswith(INTERNAL_PREFIX) or not family.series:
+            continue  # internal, or every series gone (staleness markers): no HELP/TYPE without samples
         # Copied at once (no yield between): the dict may grow while we yield below.
         labels, held = list(family.series), list(family.series.values())
         values: list[Any] = []

@@ -114,9 +114,10 @@ def translate_metrics(
         resource_key = (*sorted(attributes.items()), *stamped)
         # The identity (job, instance, a token's stamped labels) wins over a resource attribute of the
         # same name: a label must appear once, and a client may not override what its token says.
-        info_labels = policy.output_labels(
-            tuple(sorted((k, v) for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES)), identity)
-        if info_labels:
+        # As the Collector does: target_info only for a resource that says more than who it is.
+        described = tuple(sorted((k, v) for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES))
+        info_labels = policy.output_labels(described, identity)
+        if described and info_labels:
             out.targets.append(Observation(
                 families.TARGET_INFO, input_key(families.TARGET_INFO.name, resource_key), info_labels,
                 Temporality.LAST_VALUE, 0, 0, 1.0,
