@@ -145,7 +145,8 @@ class Pipeline:
 
     def _export_metrics(self, translation: Translation) -> ExportMetricsServiceResponse:
         result = self.apply(translation.observations)
-        self.store.apply(translation.targets)
+        for reason, count in self.store.apply(translation.targets).rejected.items():
+            self.stats.reject("derived", reason, count)  # target_info is the bridge's, not a client point
         rejected = Counter(translation.rejected)
         rejected.update(result.rejected)
         self.stats.items_seen(Signal.METRICS.value, "label_truncated", translation.truncated)

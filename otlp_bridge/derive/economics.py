@@ -34,7 +34,6 @@ from otlp_bridge.derive.ledger import unpriced_models as ledger_unpriced
 from otlp_bridge.derive.pricing import Price, PriceTable, normalise
 from otlp_bridge.derive.query import totals_by
 from otlp_bridge.families import CACHE_WRITES, COST, TOKENS
-from otlp_bridge.series import Labels
 from otlp_bridge.store.accumulator import Store
 
 Period = Literal["day", "week", "month", "5h"]
@@ -47,10 +46,6 @@ class Budget:
     period: Period
     limit_usd: float
     match: tuple[tuple[str, str], ...] = ()  # label → value, all must match
-
-    def matches(self, labels: Labels) -> bool:
-        present = dict(labels)
-        return all(present.get(k) == v for k, v in self.match)
 
 
 @dataclass(frozen=True)

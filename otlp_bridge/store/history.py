@@ -13,7 +13,7 @@ Written only by the store, as it applies increases.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
 
 from otlp_bridge.series import Labels
@@ -79,29 +79,27 @@ class History:
     def total(self, family: str, start: float, end: float, match: Mapping[str, str] | None = None) -> float:
         """Sum of a family's increases filed in [start, end) (Unix seconds; hour resolution), over the
         series whose labels include every `match` pair."""
-        first, last = local_hour(start, self.tz), local_hour(end, self.tz)
-        parts: list[float] = []
-        for (name, labels), per_hour in self.buckets.items():
-            if name != family or (match and not _matches(labels, match)):
-                continue
-            parts.extend(v for hour, v in per_hour.items() if first <= hour < last)
-        return math.fsum(parts)
+        return math.fsum(value for _, value in self._between(family, start, end, match))
 
     def by_hour(self, family: str, start: float, end: float,
                 match: Mapping[str, str] | None = None) -> dict[int, float]:
         """Per local hour index, the family's increases in [start, end)."""
-        first, last = local_hour(start, self.tz), local_hour(end, self.tz)
         out: dict[int, float] = {}
-        for (name, labels), per_hour in self.buckets.items():
-            if name != family or (match and not _matches(labels, match)):
-                continue
-            for hour, value in per_hour.items():
-                if first <= hour < last:
-                    out[hour] = out.get(hour, 0.0) + value
+        for hour, value in self._between(family, start, end, match):
+            out[hour] = out.get(hour, 0.0) + value
         return out
 
-    def series(self, family: str) -> Iterable[tuple[Labels, dict[int, float]]]:
-        return ((labels, per_hour) for (name, labels), per_hour in self.buckets.items() if name == family)
+    def series(self, family: str, match: Mapping[str, str] | None = None) -> Iterator[tuple[Labels, dict[int, float]]]:
+        """A family's series (those whose labels include every `match` pair) with their hours."""
+        for (name, labels), per_hour in self.buckets.items():
+            if name == family and (not match or _matches(labels, match)):
+                yield labels, per_hour
+
+    def _between(self, family: str, start: float, end: float,
+                 match: Mapping[str, str] | None) -> Iterator[tuple[int, float]]:
+        first, last = local_hour(start, self.tz), local_hour(end, self.tz)
+        for _, per_hour in self.series(family, match):
+            yield from ((hour, value) for hour, value in per_hour.items() if first <= hour < last)
 
     def prune(self, now: float) -> list[tuple[Key, int]]:
         """Drop buckets past retention; returns what went (persistence deletes it too)."""
