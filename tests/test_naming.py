@@ -138,15 +138,6 @@ def test_family_names_refuse_every_collision(existing: list[tuple[str, Kind]], n
         assert FamilyNames([new]).refusal(*existing[0]) == expected
 
 
-def test_family_names_discard_frees_the_names() -> None:
-    names = FamilyNames([("foo", Kind.HISTOGRAM)])
-    names.discard("foo", Kind.HISTOGRAM)
-    assert names.refusal("foo_count", Kind.GAUGE) is None
-    names.add("foo_count", Kind.GAUGE)
-    names.discard("foo", Kind.HISTOGRAM)  # not the owner: nothing freed
-    assert names.refusal("foo", Kind.HISTOGRAM) == "name_collision"
-
-
 def test_occupied_names_cover_both_formats() -> None:
     assert occupied_names("foo_total", Kind.COUNTER) == {"foo_total", "foo", "foo_created"}
     assert occupied_names("foo", Kind.HISTOGRAM) == {"foo", "foo_bucket", "foo_count", "foo_sum", "foo_created"}

@@ -161,13 +161,6 @@ class ApplyResult:
     applied: list[Applied] = field(default_factory=list)
     future: int = 0  # points stamped ahead of the store's clock, filed at "now"
 
-    def extend(self, other: ApplyResult) -> None:
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.rejected.update(other.rejected)
-        self.applied.extend(other.applied)
-        self.future += other.future
-
 
 SeriesSnapshot = tuple[float, float] | tuple[tuple[float, ...], tuple[int, ...], int, float, float]
 

@@ -300,12 +300,3 @@ def _hist(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[obj
 
 
 _HANDLERS: dict[str, Handler] = {"sum": _sum, "gauge": _gauge, "histogram": _hist}
-
-
-def point_count(request: ExportMetricsServiceRequest) -> int:
-    """How many data points a request carries (for partial_success and self-metrics)."""
-    return sum(
-        _point_count(metric, metric.WhichOneof("data"))
-        for rm in request.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
-    )
-

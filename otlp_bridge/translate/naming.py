@@ -191,8 +191,3 @@ class FamilyNames:
     def add(self, name: str, kind: Kind) -> None:
         for taken in occupied_names(name, kind):
             self._owner.setdefault(taken, (name, kind))
-
-    def discard(self, name: str, kind: Kind) -> None:
-        for taken in occupied_names(name, kind):
-            if self._owner.get(taken) == (name, kind):
-                del self._owner[taken]
