@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint test-tools clean bench bench-durability
+.PHONY: serve test lint test-tools clean bench bench-quick bench-durability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ test: $(STAMP) test-tools lint
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick
 
 bench-durability: $(STAMP)
 	$(BIN)/python -m benchmarks.durability --requests 3000 --clients 16

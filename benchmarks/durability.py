@@ -10,8 +10,9 @@ import json
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from benchmarks.loadgen import ServerProcess, as_row, make_bodies, run_load
+from benchmarks.loadgen import ServerProcess, make_bodies, measure
 
 
 def _port() -> int:
@@ -42,18 +43,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "durability.json")
     args = parser.parse_args()
     bodies = make_bodies(args.requests, sessions=500)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, persist, sync in (("memory only", False, "normal"), ("persist, synchronous=normal", True, "normal"),
                                  ("persist, synchronous=full", True, "full")):
         for transport in ("http", "grpc"):
             with tempfile.TemporaryDirectory() as tmp:
                 server, grpc_port, http_port = _bridge(Path(tmp), persist, sync)
                 try:
-                    result = run_load(transport, grpc_port if transport == "grpc" else http_port, bodies,
-                                      args.clients)
-                    rows.append({"config": label, **as_row(result), "server_cpu_s": server.cpu_seconds(),
-                                 "cpu_us_per_export": round(server.cpu_seconds() / len(bodies) * 1e6, 1),
-                                 "server_peak_rss_mib": server.peak_rss_mib()})
+                    port = grpc_port if transport == "grpc" else http_port
+                    rows.append({"config": label, **measure(server, transport, port, bodies, args.clients)})
                 finally:
                     server.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)

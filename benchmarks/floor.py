@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -20,13 +22,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-TYPES = {"metrics": (ExportMetricsServiceRequest, ExportMetricsServiceResponse),
+# request and response message classes per signal (protobuf's generated classes share no typed base)
+TYPES: dict[str, tuple[Any, Any]] = {"metrics": (ExportMetricsServiceRequest, ExportMetricsServiceResponse),
          "logs": (ExportLogsServiceRequest, ExportLogsServiceResponse)}
 SERVICES = {"metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
             "logs": "opentelemetry.proto.collector.logs.v1.LogsService"}
 
 
-def _grpc_handler(signal: str):
+def _grpc_handler(signal: str) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
     request_type, response_type = TYPES[signal]
     empty = response_type().SerializeToString()
 

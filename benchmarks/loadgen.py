@@ -35,12 +35,13 @@ def _set_session(attributes: object, session: str) -> None:
             attribute.value.string_value = session
 
 
-def make_bodies(count: int, sessions: int, users: int = 50) -> list[tuple[str, bytes]]:
-    """(signal, body) pairs: metrics and logs of t7, every export its own window and session."""
+def make_bodies(count: int, sessions: int, users: int = 50, start: int = 0) -> list[tuple[str, bytes]]:
+    """(signal, body) pairs: metrics and logs of t7, every export its own window and session. A later
+    batch for the same bridge starts where the last ended (`start`), or its windows would be replays."""
     metrics = ExportMetricsServiceRequest.FromString(METRICS.read_bytes())
     logs = ExportLogsServiceRequest.FromString(LOGS.read_bytes())
     out: list[tuple[str, bytes]] = []
-    for i in range(count):
+    for i in range(start, start + count):
         session, user = f"bench-session-{i % sessions}", f"{i % users:064x}"
         if i % 4 == 3:  # Claude Code sends about one logs export per three metrics exports
             request = ExportLogsServiceRequest()
@@ -63,8 +64,9 @@ def make_bodies(count: int, sessions: int, users: int = 50) -> list[tuple[str, b
     return out
 
 
-def distinct_series_request(first: int, count: int) -> bytes:
-    """t7's lines-of-code point `count` times, each with its own `file` label: `count` new series."""
+def distinct_series_request(first: int, count: int, window: int = 0) -> bytes:
+    """t7's lines-of-code point `count` times, each with its own `file` label: `count` new series.
+    `window` n > 0 moves the delta window n seconds later: the same series again, a change to them."""
     t7 = ExportMetricsServiceRequest.FromString(METRICS.read_bytes())
     lines = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics
                  if m.name == "claude_code.lines_of_code.count")
@@ -77,6 +79,8 @@ def distinct_series_request(first: int, count: int) -> bytes:
     for i in range(first, first + count):
         point = metric.sum.data_points.add()
         point.CopyFrom(lines.sum.data_points[0])
+        point.start_time_unix_nano += window * 1_000_000_000
+        point.time_unix_nano += window * 1_000_000_000
         point.attributes.add(key="file", value={"string_value": f"/src/pkg_{i // 100}/module_{i}.py"})
     return request.SerializeToString()
 
@@ -161,10 +165,12 @@ def run_load(transport: str, port: int, bodies: list[tuple[str, bytes]], clients
 
 
 class ServerProcess:
-    """A server (the bridge, or the floor) in its own process, with its CPU time and peak RSS."""
+    """A server (the bridge, or the floor) in its own process, with its CPU time and peak RSS;
+    `ready_seconds` is from launch until its `ready_url` answered."""
 
     def __init__(self, args: list[str], ready_url: str, poll: float = 0.1, cwd: Path | None = None) -> None:
         self.ready_url = ready_url
+        launched = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
@@ -176,6 +182,7 @@ class ServerProcess:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise RuntimeError(f"{args} did not start") from None
                 time.sleep(poll)
+        self.ready_seconds = time.perf_counter() - launched
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -197,6 +204,19 @@ class ServerProcess:
         self.process.terminate()
         self.process.wait(30)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        self.process.kill()
+        self.process.wait(30)
 
-def as_row(result: LoadResult) -> dict[str, object]:
-    return asdict(result)
+
+def measure(server: ServerProcess, transport: str, port: int, bodies: list[tuple[str, bytes]],
+            clients: int) -> dict[str, object]:
+    """The load against a started server: what the clients saw, plus the server's CPU for the load alone
+    (its start-up excluded) per export, and its peak RSS."""
+    at_start = server.cpu_seconds()
+    result = run_load(transport, port, bodies, clients)
+    cpu = server.cpu_seconds() - at_start
+    return {**asdict(result), "clients": clients, "server_cpu_s": round(cpu, 2),
+            "cpu_us_per_export": round(cpu / len(bodies) * 1e6, 1),
+            "server_peak_rss_mib": round(server.peak_rss_mib(), 1)}
