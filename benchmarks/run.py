@@ -128,7 +128,7 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "sizes": {name: getattr(args, name) for name in (*SIZES, "clients", "parallel")},
         "ingest": ingest_rows, "ratios": ratios, "by_clients": client_rows, "client_slopes": client_slopes,
-        "scale": grown, "slopes": slopes, "peak_rss_mib": targets.peak_rss_mib(grown), "targets": rows},
+        "scale": grown, "slopes": slopes, "peak_rss_mib": scale.peak_rss_mib(grown), "targets": rows},
         indent=2) + "\n")
 
 

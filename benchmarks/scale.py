@@ -6,22 +6,29 @@ level: export p99 with /metrics scraped back-to-back against without, in interle
 cap: 40 parallel scrapes per format, the process's peak RSS, then kill -9 and a start on the same
 state, then a clean stop and a start again: seconds until /readyz, series restored, peak RSS of each.
 Used by benchmarks/run.py; every figure comes through HTTP and /proc, nothing from the bridge's code.
+On its own it sizes the Kubernetes memory (deploy/k8s/deployment.yaml): the peak RSS at the default cap,
+
+    .venv/bin/python -m benchmarks.scale            # levels 100000, cap = the default limits.max_series
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
 from benchmarks.durability import _bridge
 from benchmarks.loadgen import ServerProcess, distinct_series_request, make_bodies
+from otlp_bridge.config import load_settings
 
 FORMATS = {"text": "text/plain", "openmetrics": "application/openmetrics-text; version=1.0.0"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -230,3 +237,27 @@ def run(sizes: Sizes) -> dict[str, object]:
         result["restart_after_kill9"] = _restart(config, server.ready_url)
         result["restart_after_stop"] = _restart(config, server.ready_url)  # the start above stopped cleanly
     return result
+
+
+def peak_rss_mib(result: dict[str, Any]) -> float:
+    """The most any process held: the grown one (growth, loads, parallel scrapes) or a restarted one."""
+    return max(float(result[key]["peak_rss_mib"]) for key in ("cap", "restart_after_kill9", "restart_after_stop"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", default="100000")
+    parser.add_argument("--cap", type=int, default=load_settings(None).limits.max_series)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=1000, help="exports per ingest measurement")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--parallel", type=int, default=40)
+    args = parser.parse_args()
+    result = run(Sizes([int(x) for x in args.levels.split(",")], args.cap, args.clients, args.requests, args.rounds,
+                       args.parallel))
+    print(json.dumps(result, indent=2))
+    print(f"peak RSS: {peak_rss_mib(result):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

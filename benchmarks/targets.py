@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.scale import peak_rss_mib
+
 DEPLOYMENT = Path(__file__).resolve().parent.parent / "deploy" / "k8s" / "deployment.yaml"
 HEADROOM = 1.25  # the memory limit over the measured peak: allocator and page-cache noise, a busier scrape
 UNITS = {"Ki": 2**-10, "Mi": 1, "Gi": 2**10}
@@ -66,12 +68,6 @@ def _scale(scale: dict[str, Any], slopes: dict[str, float], client_slopes: dict[
                      f"peak {peak:.0f} MiB, limit {limit:.0f} MiB", f"limit ≥ {HEADROOM} × peak",
                      limit >= HEADROOM * peak))
     return rows
-
-
-def peak_rss_mib(scale: dict[str, Any]) -> float:
-    """The most any process held: the grown one (growth, loads, parallel scrapes) or a restarted one."""
-    return max(float(scale["cap"]["peak_rss_mib"]), float(scale["restart_after_kill9"]["peak_rss_mib"]),
-               float(scale["restart_after_stop"]["peak_rss_mib"]))
 
 
 def table(ratios: dict[str, dict[str, float]], scale: dict[str, Any], slopes: dict[str, float],
