@@ -52,7 +52,7 @@ async def _pipeline(state_dir: Path, persist: bool, bodies: list[tuple[str, byte
             await bridge.state.commit(bridge.store, bridge.state.latest)
             # the checkpoint the running bridge would do is part of the cost (older trees: no journal, none)
             if hasattr(bridge.state, "checkpoint"):
-                await bridge.state.checkpoint()
+                await bridge.state.checkpoint(bridge.store)
             seconds = time.process_time() - began
         if profile is not None:
             profile.disable()

@@ -128,7 +128,7 @@ class Pipeline:
         # success is never acknowledged ahead of the data it duplicates.
         if self.state is None:
             return
-        generation = self.state.changed() if self.store.has_dirty else self.state.latest
+        generation = self.state.changed() if self.store.has_log else self.state.latest
         try:
             await self.state.commit(self.store, generation)
         except Exception as exc:

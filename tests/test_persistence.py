@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from otlp_bridge.app import Bridge
-from otlp_bridge.series import FamilyMeta, Kind, Observation, Temporality, input_key
+from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Observation, Temporality, input_key
 from otlp_bridge.store import journal, persist
 from otlp_bridge.store.accumulator import Limits, Store, Uptime
+from otlp_bridge.store.history import History
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
 from tests.builders import Clock
 from tests.support import CLAUDE, RunningBridge, capture_requests, replay, settings_for_test
@@ -320,7 +322,7 @@ def test_a_checkpoint_writes_the_journal_into_sqlite_and_deletes_it(tmp_path: Pa
     asyncio.run(state.commit(store, state.changed()))
     assert state._writer is not None
     assert state._writer.execute("SELECT count(*) FROM series").fetchone() == (0,)  # journaled only
-    asyncio.run(state.checkpoint())
+    asyncio.run(state.checkpoint(store))
     assert state._writer.execute("SELECT count(*) FROM series").fetchone() == (1,)
     assert [seq for seq, _ in journal.segments(tmp_path)] == [state._journal.seq]  # type: ignore[union-attr]
     state.close()
@@ -370,7 +372,7 @@ def test_restore_reads_every_row_chunk_by_chunk_without_an_image(tmp_path: Path,
     monkeypatch.setattr(persist, "_LOAD_CHUNK", 2)
     state, store = _with_series(tmp_path, 5)
     asyncio.run(state.commit(store, state.changed()))
-    asyncio.run(state.checkpoint())  # rows, no image
+    asyncio.run(state.checkpoint(store))  # rows, no image
     state.close()
     assert _restored_count(tmp_path) == 5
 
@@ -381,7 +383,7 @@ def test_a_cancelled_checkpoint_never_collides_with_the_next_write(tmp_path: Pat
 
     async def run() -> None:
         await state.commit(store, state.changed())
-        checkpoint = asyncio.create_task(state.checkpoint())
+        checkpoint = asyncio.create_task(state.checkpoint(store))
         await asyncio.sleep(0.001)  # its SQLite write is under way in a worker thread
         checkpoint.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -391,3 +393,118 @@ def test_a_cancelled_checkpoint_never_collides_with_the_next_write(tmp_path: Pat
     asyncio.run(run())
     state.close()
     assert _restored_count(tmp_path) == 20_000
+
+
+# --- the journal is a log of what the store applied ------------------------------------------------
+GAUGE = FamilyMeta("g", Kind.GAUGE, "help", monotonic=False)
+HISTOGRAM = FamilyMeta("h", Kind.HISTOGRAM, "help")
+
+
+def _everything(store: Store) -> dict[tuple[str, object], object]:
+    totals: dict[tuple[str, object], object] = {
+        (name, labels): (persist.snapshot_series(series), series.updated, series.created)
+        for name, family in store.families.items() for labels, series in family.series.items()}
+    assert store.history is not None
+    totals["history", "c_total"] = store.history.by_hour("c_total", 0, 2e9)
+    return totals
+
+
+def _mixed_store(state: SqliteState, clock: Clock) -> Store:
+    return Store(backing=state, clock=clock, uptime=Uptime(clock.monotonic),
+                 history=History({"c_total"}, UTC))
+
+
+def test_a_crash_restores_exactly_what_was_applied_every_kind_and_clock(tmp_path: Path) -> None:
+    """Cumulative streams (a reset, a new start), deltas, histograms, a gauge removed by a staleness
+    marker, history-only increases, refusals: replaying the journal on the checkpoint gives the same store."""
+    clock = Clock(1_700_000_000.0)
+    state = SqliteState(tmp_path)
+    state.open()
+    store = _mixed_store(state, clock)
+    single = HistogramValue.single((1.0, 10.0), 3.0)
+    batches = [
+        [_obs("a", 1, 10, 5.0, Temporality.CUMULATIVE), _obs("b", 0, 5, 2.5, Temporality.DELTA),
+         Observation(GAUGE, input_key("g"), (("k", "1"),), Temporality.LAST_VALUE, 0, 10, 4.0),
+         Observation(HISTOGRAM, input_key("h"), (), Temporality.DELTA, 0, 10, single)],
+        [_obs("a", 1, 20, 3.0, Temporality.CUMULATIVE),  # a reset within the stream
+         Observation(GAUGE, input_key("g"), (("k", "1"),), Temporality.LAST_VALUE, 0, 20, None),
+         Observation(HISTOGRAM, input_key("h"), (), Temporality.DELTA, 10, 20, single),
+         _obs("c", 0, 5, float("nan"), Temporality.DELTA)],  # refused, and the refusal changes nothing
+    ]
+
+    async def run() -> None:
+        for i, batch in enumerate(batches):
+            clock.advance(3600)
+            store.apply(batch)
+            store.apply([_obs("old", 0, 1_600_000_000 * 10**9 + i, 1.25, Temporality.DELTA)], history_only=True)
+            await state.commit(store, state.changed())
+        await state.checkpoint(store)  # half in SQLite, half only in the journal
+        clock.advance(60)
+        store.apply([_obs("a", 7, 30, 1.0, Temporality.CUMULATIVE)])  # a new start: a new stream
+        await state.commit(store, state.changed())
+
+    asyncio.run(run())
+    expected = _everything(store)
+    state.close()  # as kill -9 leaves it: no flush
+    again = SqliteState(tmp_path)
+    again.open()
+    restored = _mixed_store(again, clock)
+    again.load_into(restored, series_ttl=0, now=clock())
+    assert _everything(restored) == expected
+    # input state came back too: every point again is a duplicate
+    retry = restored.apply([_obs("a", 7, 30, 1.0, Temporality.CUMULATIVE), batches[0][1], batches[1][2]])
+    assert retry.duplicates == 3
+    assert not retry.applied
+    again.close()
+
+
+def test_a_failed_journal_write_is_owed_and_written_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    real = journal.Journal.append
+    failures = iter([OSError("disk full")])
+
+    def flaky(self: journal.Journal, payload: bytes) -> None:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        real(self, payload)
+
+    monkeypatch.setattr(journal.Journal, "append", flaky)
+
+    async def run() -> None:
+        store.apply([_obs("a", 0, 1, 1.0, Temporality.DELTA)])
+        with pytest.raises(OSError, match="disk full"):
+            await state.commit(store, state.changed())
+        store.apply([_obs("a", 1, 2, 2.0, Temporality.DELTA)])
+        await state.commit(store, state.changed())
+
+    asyncio.run(run())
+    state.close()
+    assert _restored_total(tmp_path) == 3.0
+
+
+def test_a_new_series_costs_no_disk_read_and_one_the_ttl_left_on_disk_continues(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(1_000_000.0)
+    state = SqliteState(tmp_path)
+    state.open()
+    store = _store(state, clock, Limits(series_ttl=60))
+    store.apply([_obs("a", 0, 10, 5.0, Temporality.DELTA)])
+    asyncio.run(state.flush(store))
+    state.close()
+    clock.advance(120)
+    again = SqliteState(tmp_path)
+    again.open()
+    restored = _store(again, clock, Limits(series_ttl=60))
+    assert again.load_into(restored, series_ttl=60, now=clock()) == 0  # too old to load
+    reads: list[tuple[str, object]] = []
+    real = SqliteState.load_series
+    monkeypatch.setattr(SqliteState, "load_series",
+                        lambda self, f, labels: reads.append((f, labels)) or real(self, f, labels))
+    restored.apply([Observation(COUNTER, input_key("new"), (("job", "new"),), Temporality.DELTA, 0, 1, 1.0)])
+    assert reads == []
+    restored.apply([_obs("a", 10, 20, 2.0, Temporality.DELTA)])
+    assert reads == [("c_total", (("job", "x"),))]
+    assert restored.value("c_total", (("job", "x"),)) == 7.0
+    again.close()

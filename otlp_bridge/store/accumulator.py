@@ -20,9 +20,12 @@ Totals are summed with Neumaier compensation so long runs of decimal deltas (0.0
 the total the client itself would report.
 
 Plain, synchronous Python: one writer (the event loop) calls `apply`, which answers with every
-increase it applied, so later steps derive from exactly what was counted. What changed is remembered
-as dirty until `take_dirty` hands it to persistence; a `Backing` (the durable state) answers for
-series and inputs no longer held in memory, so expiry and eviction bound memory without forgetting.
+increase it applied, so later steps derive from exactly what was counted. A store with a `Backing`
+(durable state) also logs each `apply` call — its clock and its observations — for the backing to
+journal (`take_log`); replaying that log (`replay`) on the last checkpoint gives the same store, as
+the Prometheus TSDB replays its WAL. What changed is remembered as dirty until `take_dirty` hands it
+to a checkpoint; the backing answers for series and inputs no longer held in memory, so expiry and
+eviction bound memory without forgetting.
 Input state ages on an uptime clock, not the wall clock: a wall clock that jumps days ahead must not
 make a live cumulative stream look forgotten (it would then be counted again).
 """
@@ -34,6 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, cast
 
 from otlp_bridge.series import (
@@ -44,8 +48,10 @@ from otlp_bridge.series import (
     Labels,
     Observation,
     Temporality,
+    intern_labels,
 )
 from otlp_bridge.store.history import History
+from otlp_bridge.store.known import KeyFilter
 
 FUTURE_TOLERANCE_NS = 60 * 10**9  # clock skew below this is not worth counting
 
@@ -205,6 +211,42 @@ def series_from_snapshot(snap: SeriesSnapshot, updated: float, created: float) -
     return HistogramTotal(tuple(bounds), list(counts), count, Total(total, comp), updated, created)
 
 
+# One observation as the journal holds it: family (name, kind, help, monotonic), input key, labels,
+# temporality, start, time, value (a histogram as bounds, counts, count, sum).
+LogEntry = tuple[str, str, str, bool, bytes | None, Labels, str, int, int, object]
+LogRecord = tuple[float, float, bool, list[LogEntry]]  # clock, uptime, history_only, observations
+
+
+# Enum `.value` and hashing are Python-level calls; on this path (every observation) the members'
+# identities are several times cheaper keys.
+_TEXT = {id(member): member.value for member in (*Kind, *Temporality)}
+_TEMPORALITY = {t.value: t for t in Temporality}
+
+
+def _series_key(name: str, labels: Labels) -> bytes:
+    return hash((name, labels)).to_bytes(8, "little", signed=True)  # this process's hash: never stored
+
+
+def _entry(obs: Observation) -> LogEntry:
+    meta, value = obs.family, obs.value
+    if isinstance(value, HistogramValue):
+        value = (value.bounds, value.counts, value.count, value.sum)  # type: ignore[assignment]
+    return (meta.name, _TEXT[id(meta.kind)], meta.help, meta.monotonic, obs.input_key, obs.labels,
+            _TEXT[id(obs.temporality)], obs.start, obs.time, value)
+
+
+def _observation(metas: dict[tuple[str, str, str, bool], FamilyMeta], entry: LogEntry) -> Observation:
+    name, kind, help_, monotonic, key, labels, temporality, start, time_, value = entry
+    meta = metas.get((name, kind, help_, monotonic))
+    if meta is None:
+        meta = metas[name, kind, help_, monotonic] = FamilyMeta(name, Kind(kind), help_, monotonic)
+    if isinstance(value, tuple | list):
+        bounds, counts, count, total = value
+        value = HistogramValue(tuple(bounds), tuple(counts), count, total)
+    return Observation(meta, key, intern_labels(labels), _TEMPORALITY[temporality], start, time_,
+                       value)  # type: ignore[arg-type]
+
+
 class Uptime:
     """Seconds the store has been running, summed over restarts (persisted with input state)."""
 
@@ -239,6 +281,8 @@ class Store:
         self._dirty_series: set[tuple[str, Labels]] = set()
         self._dirty_inputs: set[bytes] = set()
         self.version = 0  # moves only on a change a scrape would show, so an unchanged store reuses its body
+        self._released: KeyFilter | None = None  # series memory let go of (made at the first)
+        self._log: list[LogRecord] = []  # apply calls not yet journaled (only with a backing)
         self._now = 0.0
         self._now_ns = 0
         self._filed_ns = 0
@@ -263,11 +307,38 @@ class Store:
 
         `history_only` files increases in the hourly history without touching totals: history from
         before the live stream (imported transcripts) must not make counters jump."""
+        return self._apply(observations, history_only, self.clock(), self.uptime(), self.backing is not None)
+
+    def replay(self, log: Iterable[LogRecord]) -> float:
+        """Apply a journaled log again, each call at the clock it first ran at; returns the newest uptime."""
+        metas: dict[tuple[str, str, str, bool], FamilyMeta] = {}
+        seen = 0.0
+        for now, seen, history_only, entries in log:
+            self._apply(map(partial(_observation, metas), entries), history_only, now, seen, False)
+        return seen
+
+    @property
+    def has_log(self) -> bool:
+        """Whether applied observations wait to be journaled."""
+        return bool(self._log)
+
+    def take_log(self) -> list[LogRecord]:
+        """The `apply` calls since the last take, oldest first, as plain values (marshal writes them)."""
+        log, self._log = self._log, []
+        return log
+
+    def return_log(self, log: list[LogRecord]) -> None:
+        """A journal write that failed: its calls are owed again, ahead of what came since."""
+        self._log[:0] = log
+
+    def _apply(self, observations: Iterable[Observation], history_only: bool, now: float, seen: float,
+               logged: bool) -> ApplyResult:
         result = ApplyResult()
-        self._now = self.clock()
-        self._now_ns = int(self._now * 1e9)
-        self._seen = self.uptime()
+        self._now = now
+        self._now_ns = int(now * 1e9)
+        self._seen = seen
         self._changed_any = False
+        entries: list[LogEntry] = []
         for obs in observations:
             # The point keeps its own times (they tell a replay); only where it is filed is clamped.
             self._filed_ns = obs.time if 0 < obs.time <= self._now_ns else self._now_ns
@@ -278,8 +349,13 @@ class Store:
                 result.accepted += 1
             elif reason == "duplicate":
                 result.duplicates += 1
+                continue  # changed nothing: nothing to replay
             else:
-                result.rejected[reason] += 1
+                result.rejected[reason] += 1  # logged all the same: a refusal may follow a new family
+            if logged:
+                entries.append(_entry(obs))
+        if entries:
+            self._log.append((now, seen, history_only, entries))
         if self._changed_any:
             self.version += 1
         return result
@@ -345,6 +421,7 @@ class Store:
                          and (family.meta.name, labels) not in self._dirty_series]
                 for labels in stale:
                     del family.series[labels]
+                    self.released(family.meta.name, labels)
                 series_gone += len(stale)
             self._series_count -= series_gone
         uptime = self.uptime()
@@ -376,10 +453,21 @@ class Store:
             return "name_collision"  # another kind holds the name
         return family
 
+    def released(self, name: str, labels: Labels) -> None:
+        """Note a series the backing holds but memory does not (expired, or left on disk at start-up)."""
+        if self._released is None:
+            self._released = KeyFilter()
+        self._released.add(_series_key(name, labels))
+
+    def _held_elsewhere(self, name: str, labels: Labels) -> bool:
+        """Whether the backing may hold a series memory does not: only one memory let go of can be
+        there, so a new series (most are) costs no disk read."""
+        return self._released is not None and _series_key(name, labels) in self._released
+
     def _series(self, family: Family, labels: Labels, new: Callable[[], Series]) -> Series | None:
         series = family.series.get(labels)
         if series is None:
-            if self.backing is not None:
+            if self.backing is not None and self._held_elsewhere(family.meta.name, labels):
                 series = self.backing.load_series(family.meta.name, labels)
             if series is None:
                 if self._series_count >= self.limits.max_series:
@@ -503,7 +591,8 @@ class Store:
         if labels in family.series:
             del family.series[labels]
             self._series_count -= 1
-        elif self.backing is None or self.backing.load_series(family.meta.name, labels) is None:
+        elif (self.backing is None or not self._held_elsewhere(family.meta.name, labels)
+              or self.backing.load_series(family.meta.name, labels) is None):
             return
         self._dirty_series.add((family.meta.name, labels))  # dirty and absent: deleted on disk too
         self._changed_any = True

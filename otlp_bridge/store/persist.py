@@ -1,16 +1,18 @@
-"""Durable state: an append-only journal of group commits, checkpointed into SQLite (WAL).
+"""Durable state: an append-only journal of what the store applied, checkpointed into SQLite (WAL).
 
-What an export changed is made durable by appending one record to the journal (store/journal.py) —
-one write and one fdatasync per group of exports that finished together — and only then is the
-export answered. The rows the journal holds since the last checkpoint are also kept in memory, newest
-of each (`_Rows`), so look-ups see them and a checkpoint (every maintenance interval, on shutdown,
-or when the journal grows large) writes each changed row once into SQLite in a worker thread, then
-records which segments it covered and deletes them. Start-up replays what the checkpoint did not
-cover. This is the Prometheus TSDB's WAL + checkpoint, with SQLite as the checkpoint.
+An export is made durable by appending the store's log of `apply` calls (its clock and its
+observations, `Store.take_log`) to the journal (store/journal.py) — one write and one fdatasync per
+group of exports that finished together — and only then is it answered. Nothing is re-encoded per
+row on the way: a checkpoint (every maintenance interval, on shutdown, or when the journal grows
+large) takes the rows changed since the last one (`Store.take_dirty`, each row once however often it
+changed) at the same instant as it closes the journal segment, writes them into SQLite in a worker
+thread, records which segments they cover and deletes those. Start-up loads the checkpoint and
+replays the journal's `apply` calls on it (`Store.replay`), then checkpoints at once. This is the
+Prometheus TSDB's WAL (records of what was appended) + checkpoint, with SQLite as the checkpoint.
 
-Look-ups of what memory let go of happen on the event loop: first in the rows not yet checkpointed,
-then — only when the key filter says the state file may hold the key — through a second SQLite
-connection, which WAL lets read while the writer writes.
+Look-ups of what memory let go of happen on the event loop: first in rows a checkpoint is writing
+(or owes after a failed write), then — only when the key filter says the state file may hold the
+key — through a second SQLite connection, which WAL lets read while the writer writes.
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ CREATE TABLE IF NOT EXISTS history (
 """
 # Version 1 kept budget spend in an internal counter per scope and day, and no creation times.
 # Version 2 kept input state as JSON text; version 3 writes it as a marshal blob and reads both.
+# Journal records: `(LOG, [apply calls])`; before, each was a commit's row images (still replayed).
 _V1_SPEND = "otlp_bridge_internal_spend_usd_total"
 _MARSHAL_VERSION = 4  # stable since Python 3.4
+_LOG = "apply-log"
 CHECKPOINT_BYTES = 64 << 20  # a journal segment this large is checkpointed without waiting for maintenance
 _KEY_FILTER_REBUILD = 4_000_000  # keys added since the filter was built; pruned ones stay set until then
 
@@ -110,7 +114,7 @@ def _decode_input(state: bytes | str, seen: float) -> InputState:
 
 
 class _Rows:
-    """The newest of every row changed since the last checkpoint: what replaying the journal gives."""
+    """The newest of every row a checkpoint writes (or owes after a failed write)."""
 
     __slots__ = ("families", "history", "inputs", "series")
 
@@ -135,14 +139,16 @@ class _Rows:
         self.merge((newer.families, newer.series, newer.inputs, newer.history))
 
 
-def _record(dirty: Dirty) -> tuple[Any, ...]:
-    """A commit's rows as plain values (marshal writes them without a Python loop)."""
-    return ({name: (m.kind.value, m.help, m.monotonic) for name, m in dirty.families.items()},
-            dirty.series, dirty.inputs, dirty.history)
+def _record(dirty: Dirty) -> _Rows:
+    """What the store changed, as the rows a checkpoint writes."""
+    rows = _Rows()
+    rows.merge(({name: (m.kind.value, m.help, m.monotonic) for name, m in dirty.families.items()},
+                dirty.series, dirty.inputs, dirty.history))
+    return rows
 
 
 def _from_marshal(record: Any) -> tuple[Any, ...]:
-    """A journal record with its label pairs shared like those of live series."""
+    """A journal record of row images (written before the apply log) with shared label pairs."""
     families, series, inputs, history = record
     return (families, {(name, intern_labels(labels)): row for (name, labels), row in series.items()}, inputs,
             {(family, intern_labels(labels), hour): value for (family, labels, hour), value in history.items()})
@@ -164,8 +170,9 @@ class SqliteState:
         self._generation = 0
         self.guard: StateGuard | None = None  # lock, writability, file identity (store/statedir.py)
         self._journal: journal.Journal | None = None
-        self._pending = _Rows()  # journaled, not yet checkpointed
+        self._owed = _Rows()  # taken by a checkpoint whose write failed: the next one writes them
         self._inflight: _Rows | None = None  # being checkpointed
+        self._replay: list[Any] = []  # apply calls the journal holds beyond the checkpoint (load_into applies them)
         self._known: KeyFilter | None = None  # built in a thread after open; until then every miss asks SQLite
         self._known_lock = threading.Lock()
         self._known_backlog: list[bytes] = []  # keys written while the filter is being built
@@ -179,7 +186,7 @@ class SqliteState:
             self._writer.executescript(_SCHEMA)
             self._check()
             self._reader = self._connect()
-            first = self._replay()
+            first = self._read_journal()
             self._journal = journal.Journal(self.path.parent, first, fsync=self._synchronous == "FULL")
             threading.Thread(target=self._build_key_filter, name="key-filter", daemon=True).start()
             self.guard.watch()
@@ -225,23 +232,29 @@ class SqliteState:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         db.execute("COMMIT")
 
-    def _replay(self) -> int:
-        """Checkpoint what the journal holds beyond the last checkpoint; returns the next segment's number."""
+    def _read_journal(self) -> int:
+        """Read what the journal holds beyond the last checkpoint (row images of an older bridge are
+        written into SQLite here, before anything loads); returns the number of the next segment."""
         assert self._writer is not None
         row = self._writer.execute("SELECT value FROM meta WHERE key = 'journal'").fetchone()
         first = int(row[0]) if row else 0
         rows = _Rows()
         for payload in journal.read(self.path.parent, first):
             try:
-                rows.merge(_from_marshal(marshal.loads(payload)))
-            except (ValueError, EOFError, TypeError) as exc:  # a record whose checksum matched: damage in memory
+                record = marshal.loads(payload)
+                if record[0] == _LOG:
+                    self._replay.extend(record[1])
+                else:
+                    rows.merge(_from_marshal(record))
+            except (ValueError, EOFError, TypeError, IndexError) as exc:  # checksum matched: damage in memory
                 raise journal.JournalError(f"journal record cannot be read: {exc}") from None
         last = max((seq for seq, _ in journal.segments(self.path.parent)), default=first - 1)
         following = max(first, last + 1)
         if rows:
-            log.info("state: replaying %d rows from the journal", len(rows))
-        self._write_rows(rows, None, following)
-        journal.remove_through(self.path.parent, following - 1)
+            log.info("state: writing %d rows an older bridge journaled", len(rows))
+            self._write_rows(rows, None, None if self._replay else following)
+        if not self._replay:
+            journal.remove_through(self.path.parent, following - 1)
         return following
 
     def _unusable(self, why: str) -> str:
@@ -285,10 +298,29 @@ class SqliteState:
         # out of its passes for good (refcounting still frees them).
         gc.disable()
         try:
-            return self._load_into(store, series_ttl, now)
+            count = self._load_into(store, series_ttl, now)
+            if self._replay:
+                self._replay_into(store)
+            return count
         finally:
             gc.enable()
             gc.freeze()
+
+    def _replay_into(self, store: Store) -> None:
+        """Apply the journal's calls on the checkpoint just loaded, then checkpoint them at once: a
+        restart after a crash costs one replay, and the segments go."""
+        log.info("state: replaying %d apply calls from the journal", len(self._replay))
+        try:
+            seen = store.replay(self._replay)
+        except (ValueError, TypeError) as exc:  # checksum matched but not what this bridge wrote
+            raise StateError(self._unusable(f"journal record cannot be replayed: {exc}")) from None
+        self._replay = []
+        if seen > store.uptime():
+            store.uptime.resume(seen)
+        assert self._journal is not None
+        following = self._journal.seq
+        self._write_rows(_record(store.take_dirty()), None, following)
+        journal.remove_through(self.path.parent, following - 1)
 
     def _load_into(self, store: Store, series_ttl: float, now: float) -> int:
         assert self._reader is not None
@@ -308,6 +340,12 @@ class SqliteState:
                 count += len(rows)
         for name, meta in metas.items():
             store.restore(meta, by_family[name])
+        if series_ttl > 0:  # what the TTL left on disk is found there again if it comes back
+            cursor = self._reader.execute("SELECT family, labels FROM series WHERE updated < ?", (since,))
+            while rows := cursor.fetchmany(_LOAD_CHUNK):
+                families, label_texts = zip(*rows, strict=True)
+                for family, labels in zip(families, _decode_labels(label_texts), strict=True):
+                    store.released(family, labels)
         if store.history is not None:
             for family, labels, hour, value in self._reader.execute("SELECT * FROM history"):
                 store.history.restore(family, _labels(labels), hour, value)
@@ -338,7 +376,7 @@ class SqliteState:
         """After a checkpoint that left nothing unwritten: every series in memory (all there is, or what
         the TTL kept) as one marshal blob, so the next start restores them without decoding a row each.
         Any later write of series rows deletes it (`_write_rows`)."""
-        if store.has_dirty or self._pending or self._writer is None:
+        if store.has_dirty or store.has_log or self._owed or self._writer is None:
             return
         image = {name: [(labels, snapshot_series(one), one.updated, one.created)
                         for labels, one in family.series.items()] for name, family in store.families.items()}
@@ -351,7 +389,8 @@ class SqliteState:
             self._writer.execute("INSERT OR REPLACE INTO images VALUES ('series', ?)", (blob,))
 
     def _unwritten(self) -> list[_Rows]:
-        return [self._pending] if self._inflight is None else [self._pending, self._inflight]
+        """Rows SQLite does not hold yet, newest first."""
+        return [self._owed] if self._inflight is None else [self._inflight, self._owed]
 
     def load_series(self, family: str, labels: Labels) -> Series | None:
         for rows in self._unwritten():
@@ -377,9 +416,7 @@ class SqliteState:
     # --- writing -----------------------------------------------------------------------------
     def write(self, dirty: Dirty, prune: Prune | None = None) -> None:
         """Write `dirty` straight into SQLite, in one transaction (offline use: `otlp-bridge import`)."""
-        rows = _Rows()
-        rows.merge(_record(dirty))
-        self._write_rows(rows, prune, None)
+        self._write_rows(_record(dirty), prune, None)
 
     def _write_rows(self, rows: _Rows, prune: Prune | None, journal_next: int | None) -> None:
         """One transaction with `rows` (and the number of the first segment not in it); a worker thread's job."""
@@ -456,85 +493,107 @@ class SqliteState:
         return self._generation
 
     async def maintain(self, store: Store, *, input_retention: float, max_inputs: int) -> tuple[int, int]:
-        """Expire memory, prune history past its retention, then checkpoint, pruning input state past its
-        retention (in uptime, so a wall clock that jumps cannot age a live stream) or count."""
-        async with self.lock:
-            expired = store.expire()  # what leaves memory is journaled or written: look-ups find it
-            if store.history is not None:
-                store.history.prune(store.clock())
-            await self._flush(store)
-        await self.checkpoint(Prune(store.uptime() - input_retention, max_inputs))
+        """Checkpoint, pruning input state past its retention (in uptime, so a wall clock that jumps cannot
+        age a live stream) or count; then let memory go of what is durable, and prune history."""
+        await self.checkpoint(store, Prune(store.uptime() - input_retention, max_inputs))
+        expired = store.expire()  # only what is clean goes: look-ups find it in SQLite
+        if store.history is not None:
+            store.history.prune(store.clock())
         return expired
 
     async def flush(self, store: Store) -> None:
-        """Make whatever is dirty durable now, checkpoint it, and leave an image of the series (shutdown)."""
-        async with self.lock:
-            await self._flush(store)
+        """Make everything durable, checkpoint it, and leave an image of the series (shutdown)."""
         async with self._checkpoint_lock:  # no checkpoint may write series rows between these two
-            await self._checkpoint(None)
+            await self._checkpoint(store, None)
             await self._write_image(store)
 
     async def commit(self, store: Store, generation: int) -> None:
         """Return once everything up to `generation` is durable (sharing a write with others)."""
         async with self.lock:
             if self._committed < generation:  # else a write that started after our change covered it
-                await self._flush(store)
+                await self._append_log(store, rotate=False)
 
-    async def _flush(self, store: Store) -> None:
-        target = self._generation  # every change up to here is in what take_dirty returns
-        dirty = store.take_dirty()
-        if dirty:
-            assert self._journal is not None
-            record = _record(dirty)
+    async def _append_log(self, store: Store, *, rotate: bool) -> int:
+        """Journal the store's log (then, with `rotate`, close the segment: returns its number). Holds
+        `self.lock`. Waits for the worker thread even when cancelled, so no other append can overtake
+        it; if the write fails, the log is owed again, ahead of what came since."""
+        assert self._journal is not None
+        target = self._generation  # every change up to here is in the log taken now
+        entries = store.take_log()
+        if not entries and not rotate:  # a replay, or a change a concurrent write covered
+            self._committed = max(self._committed, target)
+            return self._journal.seq
+        if self.guard is not None and entries:  # the files are still the ones opened, or nothing is acknowledged
             try:
-                if self.guard is not None:  # the files are still the ones opened, or nothing is acknowledged
-                    self.guard.check(self._journal.open_file)
-                await asyncio.to_thread(self._append, record)
+                self.guard.check(self._journal.open_file)
             except BaseException as exc:
-                store.mark_dirty(dirty)
-                if self.guard is not None:
-                    self.guard.wrote(exc)  # /readyz reports it until a write succeeds
+                store.return_log(entries)
+                self.guard.wrote(exc)
                 raise
-            if self.guard is not None:
-                self.guard.wrote(None)
-            self._pending.merge(record)
-            if self._journal.size > CHECKPOINT_BYTES and self._background is None:
-                self._background = asyncio.create_task(self._checkpoint_in_background())
-        self._committed = target
+        written = asyncio.ensure_future(asyncio.to_thread(self._append, entries, rotate))
 
-    def _append(self, record: tuple[Any, ...]) -> None:
-        payload = marshal.dumps(record, _MARSHAL_VERSION)
+        def settle(done: asyncio.Future[int]) -> None:
+            failed = done.cancelled() or done.exception() is not None
+            if failed and entries:
+                store.return_log(entries)
+            if self.guard is not None and entries:
+                self.guard.wrote(None if not failed else done.exception() or OSError("journal write cancelled"))
+
+        written.add_done_callback(settle)
+        try:
+            covered = await asyncio.shield(written)
+        except asyncio.CancelledError:
+            if not written.done():
+                await asyncio.wait([written])
+            raise
+        self._committed = max(self._committed, target)
+        if self._journal.size > CHECKPOINT_BYTES and self._background is None:
+            self._background = asyncio.create_task(self._checkpoint_in_background(store))
+        return covered
+
+    def _append(self, entries: list[Any], rotate: bool) -> int:
         with self._journal_lock:
             assert self._journal is not None
-            self._journal.append(payload)
+            if entries:
+                self._journal.append(marshal.dumps((_LOG, entries), _MARSHAL_VERSION))
+            if not rotate:
+                return self._journal.seq
+            return self._journal.rotate() if self._journal.size else self._journal.seq - 1
 
-    async def _checkpoint_in_background(self) -> None:
+    async def _checkpoint_in_background(self, store: Store) -> None:
         try:
-            await self.checkpoint()
+            await self.checkpoint(store)
         except Exception:
             log.exception("checkpoint failed; the journal keeps everything, retrying later")
         finally:
             self._background = None
 
-    async def checkpoint(self, prune: Prune | None = None) -> None:
-        """Write the journaled rows into SQLite and delete the segments they came from. Commits carry on
-        meanwhile, into the next segment."""
+    async def checkpoint(self, store: Store, prune: Prune | None = None) -> None:
+        """Write the rows changed since the last checkpoint into SQLite and delete the journal segments
+        they cover. Commits carry on meanwhile, into the next segment."""
         async with self._checkpoint_lock:
-            await self._checkpoint(prune)
+            await self._checkpoint(store, prune)
 
-    async def _checkpoint(self, prune: Prune | None) -> None:
-        async with self.lock:  # between appends: the rows and the segments they came from agree
+    async def _checkpoint(self, store: Store, prune: Prune | None) -> None:
+        async with self.lock:
             if self._journal is None:  # never opened (a start-up that failed)
                 return
-            rows, self._pending = self._pending, _Rows()
-            with self._journal_lock:  # an append whose await was cancelled may still be writing
-                covered = self._journal.rotate() if self._journal.size else self._journal.seq - 1
+            # The rows and the log are taken at one instant: the segments closed below hold exactly
+            # the calls whose effects the rows carry.
+            rows = self._owed
+            rows.update(_record(store.take_dirty()))
+            self._owed = _Rows()
             self._inflight = rows
+            try:
+                covered = await self._append_log(store, rotate=True)
+            except BaseException:
+                self._owed, self._inflight = rows, None
+                raise
         try:
             await asyncio.to_thread(self._write_rows, rows, prune, covered + 1)
         except BaseException:
-            rows.update(self._pending)  # still owed; what came since is newer
-            self._pending = rows
+            rows.update(self._owed)  # still owed; what came since is newer
+            self._owed = rows
             raise
         finally:
             self._inflight = None

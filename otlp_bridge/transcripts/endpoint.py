@@ -120,7 +120,7 @@ def import_route(pipeline: Pipeline, prices: PriceTable, state: SqliteState | No
             return web.json_response({"error": f"bad import: {exc}"}, status=400)
         store = pipeline.store
         if state is not None:
-            await state.commit(store, state.changed() if store.has_dirty else state.latest)
+            await state.commit(store, state.changed() if store.has_log else state.latest)
         return web.json_response(asdict(result))
 
     return handle
