@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-from otlp_bridge.series import Kind, Temporality
+from otlp_bridge import families
+from otlp_bridge.derive.ledger import Ledger
+from otlp_bridge.derive.pricing import PriceTable
+from otlp_bridge.series import Applied, FamilyMeta, Kind, Temporality, input_key
+from otlp_bridge.translate import attributes, metrics
+from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, key_value, plain, string_map
+from otlp_bridge.translate.events import translate_events
 from otlp_bridge.translate.metrics import LabelPolicy, Translation, translate_metrics
 
 POLICY = LabelPolicy(frozenset({"session.id"}), max_value_length=12)
+CLAUDE = Path(__file__).resolve().parent.parent / "proto_fixtures" / "claude-code-2.1.330"
 RESOURCE = {"service.name": "claude-code", "team.id": "platform", "session.id": "s"}
 
 
@@ -101,3 +112,95 @@ def test_a_staleness_marker_removes_a_gauge_and_is_nothing_on_a_sum() -> None:
 def test_target_info_only_for_a_resource_that_says_more_than_who_it_is() -> None:
     assert _translate(_sum([_point()]), {"service.name": "claude-code", "service.instance.id": "i-1"}).targets == []
     assert _translate(_sum([_point()]), {"service.name": "claude-code", "os.type": "linux"}).targets
+
+
+# --- what is cached: a hit gives exactly what a miss gives, and every cache is bounded ---------------
+STAMPED = (("device", "ci"),)
+
+
+@pytest.fixture
+def empty_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "_BY_POLICY", {})
+    monkeypatch.setattr(metrics, "_RESOURCES", Recent(1024))
+    monkeypatch.setattr(metrics, "_FAMILIES", Recent(1024))
+    monkeypatch.setattr(attributes, "_PAIRS", Recent(4096))
+
+
+@pytest.mark.parametrize("capture", sorted(CLAUDE.glob("*/*_metrics.pb")), ids=lambda p: p.parent.name + "/" + p.name)
+@pytest.mark.usefixtures("empty_caches")
+def test_metric_input_keys_are_the_persisted_formula_on_a_miss_and_on_a_hit(capture: Path) -> None:
+    request = ExportMetricsServiceRequest.FromString(capture.read_bytes())
+    (resource_metrics,) = request.resource_metrics
+    resource = (*sorted(string_map(resource_metrics.resource.attributes).items()), *STAMPED)
+    points = [p for scope in resource_metrics.scope_metrics for m in scope.metrics for p in m.sum.data_points]
+    miss, hit = (translate_metrics(request, POLICY, STAMPED) for _ in range(2))
+    assert len(miss.observations) == len(points) > 0
+    for obs, point in zip(miss.observations, points, strict=True):
+        start = point.start_time_unix_nano if obs.temporality is Temporality.CUMULATIVE else None
+        attrs = tuple(sorted(string_map(point.attributes).items()))
+        assert obs.input_key == input_key(obs.family.name, resource, attrs, start)
+    assert [t.input_key for t in miss.targets] == [input_key(families.TARGET_INFO.name, resource)]
+    assert (hit.observations, hit.targets) == (miss.observations, miss.targets)
+
+
+@pytest.mark.parametrize("capture", sorted(CLAUDE.glob("*/*_logs.pb")), ids=lambda p: p.parent.name + "/" + p.name)
+@pytest.mark.usefixtures("empty_caches")
+def test_event_input_keys_and_attributes_on_a_miss_and_on_a_hit(capture: Path) -> None:
+    request = ExportLogsServiceRequest.FromString(capture.read_bytes())
+    (resource_logs,) = request.resource_logs
+    records = {record.SerializeToString(deterministic=True): record
+               for scope in resource_logs.scope_logs for record in scope.log_records}
+    stamp = repr(STAMPED).encode() + resource_logs.resource.SerializeToString(deterministic=True)
+    miss, hit = (translate_events(request, POLICY, STAMPED) for _ in range(2))
+    assert miss
+    for obs in miss:
+        (serialized,) = [b for b in records if hashlib.blake2b(stamp + b, digest_size=16).digest() == obs.input_key]
+        assert obs.origin.attributes == {kv.key: plain(kv.value) for kv in records[serialized].attributes}  # type: ignore[attr-defined]
+    assert [(o.input_key, o.labels, o.time, o.origin) for o in hit] == [(o.input_key, o.labels, o.time, o.origin)
+                                                                       for o in miss]
+
+
+def test_recent_is_bounded_and_keeps_the_newest() -> None:
+    recent: Recent[int, str] = Recent(8)
+    for i in range(100):
+        recent.add(i, str(i))
+        assert len(recent) <= 8
+    assert recent.get(99) == "99"
+    assert recent.get(0) is None
+
+
+def test_attribute_pairs_are_bounded_and_a_long_one_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attributes, "_PAIRS", Recent(16))
+    for i in range(100):
+        serialized = KeyValue(key="prompt.id", value=AnyValue(string_value=f"p-{i}")).SerializeToString()
+        assert key_value(serialized) == ("prompt.id", f"p-{i}")
+        assert key_value(serialized) == ("prompt.id", f"p-{i}")  # a hit
+    assert len(attributes._PAIRS) <= 16
+    long = KeyValue(key="prompt", value=AnyValue(string_value="x" * CACHED_BYTES)).SerializeToString()
+    assert key_value(long) == ("prompt", "x" * CACHED_BYTES)
+    assert attributes._PAIRS.get(long) is None
+    array = AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)]))
+    listed = KeyValue(key="sources", value=array).SerializeToString()
+    first = key_value(listed)
+    assert first == ("sources", [1])
+    assert key_value(listed)[1] is not first[1]  # never one list shared by two records
+
+
+def test_ledger_plans_are_bounded_and_a_hit_derives_what_a_miss_does() -> None:
+    def applied(name: str, kind: Kind, **labels: str) -> Applied:
+        return Applied(FamilyMeta(name, kind, ""), tuple(sorted(labels.items())), 7.0, 1, 10**18)
+
+    batch = [applied(families.TOKENS, Kind.COUNTER, model="claude-sonnet-4-5", type=t, user="u")
+             for t in ("input", "cacheRead", "cacheCreation", "output")]
+    batch += [applied(families.COST, Kind.COUNTER, model="claude-sonnet-4-5", user="u"),
+              applied("gemini_cli_token_usage_total", Kind.COUNTER, model="gemini-2.5-pro", type="cache"),
+              applied("gemini_cli_token_usage_total", Kind.COUNTER, model="gemini-2.5-pro", type="input"),
+              applied("gemini_cli_api_request_count_total", Kind.COUNTER, status_code="500"),
+              applied("codex_turn_token_usage", Kind.HISTOGRAM, model="gpt-5.1-codex", token_type="output")]
+    remembering, forgetting = Ledger(PriceTable()), Ledger(PriceTable(), plans=2)
+    first = remembering.derive(batch, 0.0)
+    assert len(first) == 9  # gemini's input nets to zero; its failed request counts nothing
+    for _ in range(3):
+        assert remembering.derive(batch, 0.0) == first
+        assert forgetting.derive(batch, 0.0) == first
+        assert len(forgetting._plans) <= 2

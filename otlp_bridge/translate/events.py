@@ -17,19 +17,20 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from otlp_bridge.families import EVENTS
 from otlp_bridge.series import Labels, Observation, Temporality, with_labels
 from otlp_bridge.translate.agents import Agent, recognise
-from otlp_bridge.translate.attributes import plain
-from otlp_bridge.translate.metrics import LabelPolicy, resource_identity
+from otlp_bridge.translate.attributes import key_value
+from otlp_bridge.translate.metrics import LabelPolicy, resource_view
 
 EVENT_PREFIX = "claude_code."
 # Who did it: copied onto event series so per-user and per-team views work as with the metrics.
@@ -110,47 +111,54 @@ def translate_events(request: ExportLogsServiceRequest, policy: LabelPolicy, sta
 
 def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stamped: Labels) -> Iterator[Observation]:
     stamp = repr(stamped).encode()
+    cap = policy.max_value_length
     for resource_logs in request.resource_logs:
-        resource, identity = resource_identity(resource_logs.resource)
-        identity = tuple(sorted({**dict(identity), **dict(stamped)}.items()))  # a token's identity wins
-        resource_who = [(k, v) for k, v in resource.items() if k not in _STANDARD_RESOURCE]
-        resource_bytes = resource_logs.resource.SerializeToString(deterministic=True)
+        resource = resource_view(resource_logs.resource, stamped)
+        resource_who = [(k, v) for k, v in resource.attributes.items() if k not in _STANDARD_RESOURCE]
+        who_by_values: dict[tuple[str, ...], Labels] = {}  # the records of one export share a few
         for scope_logs in resource_logs.scope_logs:
-            agent = recognise(scope_logs.scope.name, resource.get("service.name", ""))
+            agent = recognise(scope_logs.scope.name, resource.attributes.get("service.name", ""))
             if agent is not None and agent is not Agent.CLAUDE_CODE:
                 continue  # another agent's log records (Gemini's carry session.id too): the ledger's, not ours
             for record in scope_logs.log_records:
-                attributes = _attributes(record.attributes)
+                serialized = record.SerializeToString(deterministic=True)  # its input key's, too
+                # Each attribute from its bytes: ~20 per event, most of them repeated from the last one.
+                attributes = dict(map(key_value, _RecordAttributes.FromString(serialized).attributes))
                 name = attributes.get("event.name") or ""
                 body = record.body.string_value if record.body.HasField("string_value") else ""
                 if not name and body.startswith(EVENT_PREFIX):
                     name = body[len(EVENT_PREFIX):]
                 if not name or not (body.startswith(EVENT_PREFIX) or "session.id" in attributes):
                     continue
-                who_pairs = resource_who + [(key, as_label(attributes[key])) for key in WHO
-                                            if attributes.get(key) not in (None, "")]
-                event = Event(str(name), attributes, str(attributes.get("session.id") or ""),
-                              policy.output_labels(tuple(sorted(who_pairs)), identity), policy.max_value_length)
+                values = tuple(map(as_label, map(attributes.get, WHO)))  # '' exactly for an absent or empty one
+                who = who_by_values.get(values)
+                if who is None:
+                    pairs = resource_who + [(key, value) for key, value in zip(WHO, values, strict=True) if value]
+                    who = who_by_values[values] = policy.output_labels(tuple(sorted(pairs)), resource.identity)
+                event = Event(str(name), attributes, str(attributes.get("session.id") or ""), who, cap)
                 digest = hashlib.blake2b(stamp, digest_size=16)
-                digest.update(resource_bytes)
-                digest.update(record.SerializeToString(deterministic=True))
+                digest.update(resource.serialized)
+                digest.update(serialized)
                 time_ns = record.time_unix_nano or record.observed_time_unix_nano
-                labels = _event_labels(event.who, event.name[:policy.max_value_length])
+                labels = _event_labels(who, event.name[:cap])
                 yield Observation(EVENTS, digest.digest(), labels, Temporality.DELTA, time_ns, time_ns, 1.0,
                                   origin=event)
 
 
-_SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+def _record_attributes_type() -> type[Message]:
+    """A view of a LogRecord's bytes with only its attributes (field 6), each left as its serialized
+    KeyValue; the rest lands in unknown fields, never decoded."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="otlp_bridge/record_attributes.proto",
+                                              package="otlp_bridge.events", syntax="proto3")
+    file.message_type.add(name="RecordAttributes").field.add(
+        name="attributes", number=6, label=field.LABEL_REPEATED, type=field.TYPE_BYTES)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessages([file], pool=pool)["otlp_bridge.events.RecordAttributes"]
 
 
-def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    """`plain` of every attribute, scalars read inline (an event has ~20 of them)."""
-    out: dict[str, Any] = {}
-    for kv in pairs:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        out[kv.key] = getattr(value, kind) if kind in _SCALARS else plain(value)
-    return out
+_RecordAttributes = _record_attributes_type()
 
 
 @lru_cache(maxsize=4096)  # who × event name: few distinct; bounded all the same

@@ -9,10 +9,11 @@ increases are added into). Knows nothing of sockets or storage.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import islice, pairwise
+from itertools import pairwise
+from types import MappingProxyType
 
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -36,8 +37,8 @@ from otlp_bridge.series import (
     input_key,
     intern_labels,
 )
-from otlp_bridge.translate.attributes import string_map
-from otlp_bridge.translate.naming import help_text, label_name, metric_name
+from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, string_map
+from otlp_bridge.translate.naming import MAX_HELP, help_text, label_name, metric_name
 
 _IDENTITY_ATTRIBUTES = frozenset({"service.name", "service.namespace", "service.instance.id"})
 
@@ -86,18 +87,52 @@ def _output_labels(policy: LabelPolicy, attributes: Labels, identity: Labels) ->
                                       if values != [""])))
 
 
-def resource_identity(resource: Resource) -> tuple[dict[str, str], Labels]:
-    """The resource's attributes and its `job`/`instance` labels."""
+@dataclass(frozen=True, slots=True)
+class ResourceView:
+    """What a resource, sent under a token's `stamped` labels, means to translation."""
+
+    serialized: bytes  # the resource's deterministic bytes (what it is remembered by)
+    attributes: Mapping[str, str]  # label-formatted values
+    # job/instance, with the stamped labels winning: a label appears once, and a client may not
+    # override what its token says
+    identity: Labels
+    key: tuple[object, ...]  # sorted attributes, then the stamped labels: part of every input series' identity
+    key_repr: str  # repr(key): the middle of what every input key of this resource hashes
+    described: Labels  # the attributes that say more than who the resource is (target_info's)
+    target_key: bytes  # target_info's input key
+
+
+_RESOURCES: Recent[tuple[bytes, Labels], ResourceView] = Recent(1024)
+
+
+def resource_view(resource: Resource, stamped: Labels) -> ResourceView:
+    """The resource's `ResourceView`, worked out once per distinct resource (every export of a process
+    sends the same one)."""
+    serialized = resource.SerializeToString(deterministic=True)
+    view = _RESOURCES.get((serialized, stamped))
+    if view is None:
+        view = _resource_view(serialized, resource, stamped)
+        if len(serialized) <= CACHED_BYTES:
+            _RESOURCES.add((serialized, stamped), view)
+    return view
+
+
+def _resource_view(serialized: bytes, resource: Resource, stamped: Labels) -> ResourceView:
     attributes = string_map(resource.attributes)
-    identity: list[tuple[str, str]] = []
+    identity: dict[str, str] = {}
     service = attributes.get("service.name", "")
     namespace = attributes.get("service.namespace", "")
-    job = f"{namespace}/{service}" if namespace and service else service
-    if job:
-        identity.append(("job", job))
+    if job := f"{namespace}/{service}" if namespace and service else service:
+        identity["job"] = job
     if instance := attributes.get("service.instance.id", ""):
-        identity.append(("instance", instance))
-    return attributes, tuple(identity)
+        identity["instance"] = instance
+    identity.update(stamped)
+    key = (*sorted(attributes.items()), *stamped)
+    return ResourceView(
+        serialized, MappingProxyType(attributes), tuple(sorted(identity.items())), key, repr(key),
+        tuple(sorted((k, v) for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES)),
+        input_key(families.TARGET_INFO.name, key),
+    )
 
 
 def translate_metrics(
@@ -108,47 +143,42 @@ def translate_metrics(
     `stamped` labels (a token's identity) override anything the client sends and are part of
     every input series' identity, so two devices never share one."""
     out = Translation()
+    identities = _identities(policy)
     for resource_metrics in request.resource_metrics:
-        attributes, identity = resource_identity(resource_metrics.resource)
-        identity = tuple(sorted({**dict(identity), **dict(stamped)}.items()))
-        resource_key = (*sorted(attributes.items()), *stamped)
-        # The identity (job, instance, a token's stamped labels) wins over a resource attribute of the
-        # same name: a label must appear once, and a client may not override what its token says.
+        resource = resource_view(resource_metrics.resource, stamped)
         # As the Collector does: target_info only for a resource that says more than who it is.
-        described = tuple(sorted((k, v) for k, v in attributes.items() if k not in _IDENTITY_ATTRIBUTES))
-        info_labels = policy.output_labels(described, identity)
-        if described and info_labels:
+        info_labels = policy.output_labels(resource.described, resource.identity)
+        if resource.described and info_labels:
             out.targets.append(Observation(
-                families.TARGET_INFO, input_key(families.TARGET_INFO.name, resource_key), info_labels,
-                Temporality.LAST_VALUE, 0, 0, 1.0,
+                families.TARGET_INFO, resource.target_key, info_labels, Temporality.LAST_VALUE, 0, 0, 1.0,
             ))
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                _translate_metric(metric, resource_key, identity, policy, out)
+                _translate_metric(metric, resource, policy, identities, out)
     return out
 
 
 def _translate_metric(
-    metric: Metric, resource_key: tuple[object, ...], identity: Labels, policy: LabelPolicy, out: Translation,
+    metric: Metric, resource: ResourceView, policy: LabelPolicy, identities: Recent[_IdentityKey, _PointIdentity],
+    out: Translation,
 ) -> None:
     kind = metric.WhichOneof("data")
-    handler = _HANDLERS.get(kind or "")
-    if handler is None or kind is None:
+    shape = _SHAPES.get(kind or "")
+    if shape is None or kind is None:
         out.reject(f"unsupported_{kind or 'empty'}", _point_count(metric, kind))
         return
-    family, temporality, value_of = handler(metric)
+    temporality, value_of = shape
     data = getattr(metric, kind)
     if temporality is None:
         temporality = _temporality(data)
-    refusal = "invalid_name" if not family.name else families.refusal(family)
+    family, refusal = _family(kind, metric.name, metric.unit, metric.description, kind == "sum" and data.is_monotonic)
     if refusal or temporality is None:
         out.reject(refusal or "unspecified_temporality", len(data.data_points))
         return
     # A monotonic cumulative stream is (series, start time), as the Collector keys it: processes that
     # share every attribute (session id off) but started apart must not look like each other's resets.
     by_start = temporality is Temporality.CUMULATIVE and family.monotonic
-    identities = _identities(policy)
-    resource_repr = repr(resource_key)
+    name, resource_repr = family.name, resource.key_repr
     for point in data.data_points:
         value: object = None
         if not point.flags & DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK:
@@ -158,11 +188,13 @@ def _translate_metric(
                 continue
         elif temporality is not Temporality.LAST_VALUE:
             continue  # a staleness marker on a sum or histogram: nothing to add, nothing wrong
-        cache_key = (family.name, by_start, resource_repr, _attribute_bytes(point))
+        attributes = _attribute_bytes(point)
+        cache_key = (name, by_start, resource_repr, attributes)
         ident = identities.get(cache_key)
         if ident is None:
-            ident = identities.add(cache_key, _PointIdentity.of(point, family.name, resource_key, identity, policy,
-                                                                by_start=by_start))
+            ident = _PointIdentity.of(point, name, resource, policy, by_start=by_start)
+            if len(attributes) <= CACHED_BYTES:
+                identities.add(cache_key, ident)
         if ident.truncated:
             out.truncated += 1
         start = point.start_time_unix_nano
@@ -183,11 +215,11 @@ class _PointIdentity:
     truncated: bool  # a label value was cut to the length limit
 
     @classmethod
-    def of(cls, point: object, name: str, resource_key: tuple[object, ...], identity: Labels,
-           policy: LabelPolicy, *, by_start: bool) -> _PointIdentity:
+    def of(cls, point: object, name: str, resource: ResourceView, policy: LabelPolicy, *,
+           by_start: bool) -> _PointIdentity:
         attributes = tuple(sorted(string_map(point.attributes).items()))  # type: ignore[attr-defined]
-        parts = repr((name, resource_key, attributes, None))
-        return cls(policy.output_labels(attributes, identity), input_digest(parts),
+        parts = f"({name!r}, {resource.key_repr}, {attributes!r}, None)"  # repr((name, resource.key, attributes, None))
+        return cls(policy.output_labels(attributes, resource.identity), input_digest(parts),
                    parts[:-len("None)")] if by_start else None,
                    any(len(v) > policy.max_value_length for _, v in attributes))
 
@@ -196,33 +228,18 @@ class _PointIdentity:
         return input_digest(f"{self.key_prefix}{start!r})")
 
 
-class _Identities:
-    """Attribute sets seen lately → their `_PointIdentity`; bounded (oldest first out), since under a
-    cardinality attack every set is new."""
-
-    def __init__(self, capacity: int = 8192) -> None:  # ~ 700 sessions' worth of Claude Code points
-        self.capacity = capacity
-        self._entries: dict[tuple[str, bool, str, bytes], _PointIdentity] = {}
-        self.get = self._entries.get
-
-    def add(self, key: tuple[str, bool, str, bytes], ident: _PointIdentity) -> _PointIdentity:
-        entries = self._entries
-        if len(entries) >= self.capacity:
-            for old in list(islice(entries, self.capacity // 4)):
-                del entries[old]
-        entries[key] = ident
-        return ident
+# (family name, keyed by start time, the resource's key repr, the point's attribute bytes)
+_IdentityKey = tuple[str, bool, str, bytes]
+_BY_POLICY: dict[LabelPolicy, Recent[_IdentityKey, _PointIdentity]] = {}
 
 
-_BY_POLICY: dict[LabelPolicy, _Identities] = {}
-
-
-def _identities(policy: LabelPolicy) -> _Identities:
+def _identities(policy: LabelPolicy) -> Recent[_IdentityKey, _PointIdentity]:
+    """Attribute sets seen lately → their `_PointIdentity`, per label policy."""
     found = _BY_POLICY.get(policy)
     if found is None:
         if len(_BY_POLICY) > 16:  # one policy per bridge; tests make more
             _BY_POLICY.clear()
-        found = _BY_POLICY[policy] = _Identities()
+        found = _BY_POLICY[policy] = Recent(8192)  # ~ 700 sessions' worth of Claude Code points
     return found
 
 
@@ -274,29 +291,32 @@ def _histogram(point: object) -> HistogramValue | None:
     return HistogramValue(bounds, counts, count, total)
 
 
-def _help(metric: Metric) -> str:
+# Per kind of metric: its temporality when the kind fixes it, and how a point's value is read.
+_SHAPES: dict[str, tuple[Temporality | None, Callable[[object], object]]] = {
+    "sum": (None, _number), "gauge": (Temporality.LAST_VALUE, _number), "histogram": (None, _histogram),
+}
+_FAMILIES: Recent[tuple[str, str, str, str, bool], tuple[FamilyMeta, str | None]] = Recent(1024)
+
+
+def _family(kind: str, name: str, unit: str, description: str, monotonic: bool) -> tuple[FamilyMeta, str | None]:
+    """The family a metric's points go to, and why a client may not write it (None: it may)."""
+    description = description[:MAX_HELP + 1]  # all HELP reads of it; the key stays small
+    key = (kind, name, unit, description, monotonic)
+    found = _FAMILIES.get(key)
+    if found is None:
+        family = _new_family(kind, name, unit, description, monotonic)
+        found = family, "invalid_name" if not family.name else families.refusal(family)
+        if len(name) + len(unit) <= CACHED_BYTES:
+            _FAMILIES.add(key, found)
+    return found
+
+
+def _new_family(kind: str, name: str, unit: str, description: str, monotonic: bool) -> FamilyMeta:
     # Prometheus lints a family without HELP; the OTLP name is the next best description.
-    return help_text(metric.description, f"OTLP metric {metric.name[:200]}")
-
-
-Handler = Callable[[Metric], tuple[FamilyMeta, Temporality | None, Callable[[object], object]]]
-
-
-def _sum(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
-    monotonic = metric.sum.is_monotonic
-    name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
-    kind = Kind.COUNTER if monotonic else Kind.GAUGE
-    return FamilyMeta(name, kind, _help(metric), monotonic), None, _number
-
-
-def _gauge(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
-    name = metric_name(metric.name, metric.unit, gauge=True)
-    return FamilyMeta(name, Kind.GAUGE, _help(metric), False), Temporality.LAST_VALUE, _number
-
-
-def _hist(metric: Metric) -> tuple[FamilyMeta, Temporality | None, Callable[[object], object]]:
-    name = metric_name(metric.name, metric.unit)
-    return FamilyMeta(name, Kind.HISTOGRAM, _help(metric)), None, _histogram
-
-
-_HANDLERS: dict[str, Handler] = {"sum": _sum, "gauge": _gauge, "histogram": _hist}
+    help_ = help_text(description, f"OTLP metric {name[:200]}")
+    if kind == "sum":
+        return FamilyMeta(metric_name(name, unit, monotonic_sum=monotonic),
+                          Kind.COUNTER if monotonic else Kind.GAUGE, help_, monotonic)
+    if kind == "gauge":
+        return FamilyMeta(metric_name(name, unit, gauge=True), Kind.GAUGE, help_, False)
+    return FamilyMeta(metric_name(name, unit), Kind.HISTOGRAM, help_)
