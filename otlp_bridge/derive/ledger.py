@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from otlp_bridge.derive.pricing import Price, PriceTable, listed_price
@@ -52,6 +53,32 @@ def _base_labels(source: Source, labels: Labels) -> Labels:
     """The raw labels without the one that says what a point counts, renamed, with the agent."""
     kept = {source.rename.get(k, k): v for k, v in labels if k != source.key}
     return with_labels(tuple(kept.items()), agent=source.agent.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What an increase of one raw series becomes in the ledger: worked out once per series, since
+    every export of a session adds to the same few."""
+
+    writes: tuple[tuple[FamilyMeta, Labels, int], ...]  # ledger series, and the sign its increase takes
+    base: Labels  # the ledger labels without the token type
+    priced: tuple[tuple[str, int], ...] = ()  # token types (and signs) to price, for agents that report no cost
+
+
+_NOTHING = _Plan((), ())  # a point the ledger's meaning does not cover (a failed request)
+
+
+def _plan(source: Source, labels: Labels) -> _Plan:
+    raw = dict(labels)
+    if not source.counts(raw):
+        return _NOTHING
+    base = _base_labels(source, labels)
+    if source.measure is not Measure.TOKENS:
+        extra = {"source": "reported"} if source.measure is Measure.COST else {}
+        return _Plan(((_FAMILY[source.measure], with_labels(base, **extra), 1),), base)
+    parts = source.parts.get(raw.get(source.key, ""), ())
+    return _Plan(tuple((TOKENS, with_labels(base, type=token_type), sign) for token_type, sign in parts), base,
+                 parts if source.agent not in REPORTS_COST else ())
 
 
 def priced_cost(tokens: Mapping[str, float], price: Price) -> float:
@@ -83,28 +110,33 @@ class _Increases:
 class Ledger:
     """The derive step (`derive(applied, now)`); the price table is its only configuration."""
 
-    def __init__(self, prices: PriceTable) -> None:
+    def __init__(self, prices: PriceTable, plans: int = 8192) -> None:
         self.prices = prices
+        # raw series → its plan; bounded (cleared when full): the raw labels are what clients sent
+        self._plans: dict[tuple[str, Labels], _Plan] = {}
+        self._max_plans = plans
 
     def derive(self, applied: list[Applied], _now: float) -> list[Observation]:
         out = _Increases()
         to_price: dict[Labels, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         times: dict[Labels, int] = {}  # of agents that report no cost: tokens by type, per series
+        plans = self._plans
         for one in applied:
             source = SOURCES.get(one.family.name)
-            raw = dict(one.labels)
-            if source is None or not source.counts(raw):
+            if source is None:
                 continue
-            base = _base_labels(source, one.labels)
-            if source.measure is not Measure.TOKENS:
-                extra = {"source": "reported"} if source.measure is Measure.COST else {}
-                out.add(_FAMILY[source.measure], with_labels(base, **extra), one.increase, one.time_ns)
-                continue
-            for token_type, sign in source.parts.get(raw.get(source.key, ""), ()):
-                out.add(TOKENS, with_labels(base, type=token_type), sign * one.increase, one.time_ns)
-                if source.agent not in REPORTS_COST:
-                    to_price[base][token_type] += sign * one.increase
-                    times[base] = max(times.get(base, 0), one.time_ns)
+            plan = plans.get((source.family, one.labels))
+            if plan is None:
+                if len(plans) >= self._max_plans:
+                    plans.clear()
+                plan = plans[source.family, one.labels] = _plan(source, one.labels)
+            for family, labels, sign in plan.writes:
+                out.add(family, labels, sign * one.increase, one.time_ns)
+            if plan.priced:
+                tokens = to_price[plan.base]
+                for token_type, sign in plan.priced:
+                    tokens[token_type] += sign * one.increase
+                times[plan.base] = max(times.get(plan.base, 0), one.time_ns)
         for base, tokens in to_price.items():
             price = listed_price(self.prices, dict(base).get("model", ""))
             if price is None:
