@@ -88,6 +88,12 @@ class Grown:
     async def scrape(self, accept: str) -> tuple[float, bytes]:
         return await scrape(self.session, self.metrics, accept)
 
+    async def timed_scrape(self, accept: str) -> tuple[float, float]:
+        """One scrape: wall seconds, and the server's CPU seconds meanwhile (steadier on a shared machine)."""
+        cpu = self.server.cpu_seconds()
+        seconds, _ = await self.scrape(accept)
+        return round(seconds, 4), round(self.server.cpu_seconds() - cpu, 3)
+
     def bodies(self, count: int) -> list[tuple[str, bytes]]:
         out = make_bodies(count, sessions=200, start=self.exports)
         self.exports += count
@@ -135,13 +141,15 @@ async def _level(grown: Grown, level: int, clients: int, load_requests: int, bas
     await grown.grow(level)
     row: dict[str, object] = {"series": level}
     for name, accept in FORMATS.items():  # every series rendered for the first time
-        row[f"{name}_first_s"] = round((await grown.scrape(accept))[0], 4)
+        row[f"{name}_first_s"], row[f"{name}_first_cpu_s"] = await grown.timed_scrape(accept)
     for name, accept in FORMATS.items():
-        times = []
+        times, cpu = [], []
         for _ in range(5):
             await grown.change()
-            times.append((await grown.scrape(accept))[0])
-        row[f"{name}_s"] = round(statistics.median(times), 4)
+            seconds, cpu_seconds = await grown.timed_scrape(accept)
+            times.append(seconds)
+            cpu.append(cpu_seconds)
+        row[f"{name}_s"], row[f"{name}_cpu_s"] = round(statistics.median(times), 4), round(statistics.median(cpu), 3)
     bodies = grown.bodies(load_requests)
     _, seconds, _ = await grown.exports_timed(bodies, clients)
     points = sum(11 for signal, _ in bodies if signal == "metrics")  # t7's metrics export has 11 points
@@ -177,9 +185,10 @@ async def _at_cap(grown: Grown, cap: int, parallel: int) -> dict[str, object]:
                               "text_first_s": round(seconds, 3)}
     for name, accept in FORMATS.items():
         await grown.change()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), grown.server.cpu_seconds()
         await asyncio.gather(*(grown.scrape(accept) for _ in range(parallel)))
         out[f"{parallel}_parallel_{name}"] = {"seconds": round(time.perf_counter() - started, 2),
+                                              "server_cpu_s": round(grown.server.cpu_seconds() - cpu, 2),
                                               "peak_rss_mib": round(grown.server.peak_rss_mib(), 1)}
     out["rss_mib"] = round(grown.server.rss_mib(), 1)
     out["peak_rss_mib"] = round(grown.server.peak_rss_mib(), 1)
