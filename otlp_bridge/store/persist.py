@@ -139,6 +139,11 @@ class _Rows:
         self.merge((newer.families, newer.series, newer.inputs, newer.history))
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # seen by its waiters if any; else not an "exception never retrieved" warning
+
+
 def _record(dirty: Dirty) -> _Rows:
     """What the store changed, as the rows a checkpoint writes."""
     rows = _Rows()
@@ -160,7 +165,7 @@ class SqliteState:
         self._synchronous = synchronous
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self.lock = asyncio.Lock()  # one journal append at a time; a group commit covers its waiters
+        self.lock = asyncio.Lock()  # one journal append at a time (a group commit, or a checkpoint's)
         # A cancelled await (a client gone, shutdown cancelling maintenance) releases the asyncio locks while
         # its worker thread still writes: the files and the SQLite writer are guarded in the threads too.
         self._journal_lock = threading.Lock()
@@ -168,6 +173,7 @@ class SqliteState:
         self._checkpoint_lock = asyncio.Lock()
         self._committed = 0
         self._generation = 0
+        self._group: asyncio.Future[None] | None = None  # the group commit under way
         self.guard: StateGuard | None = None  # lock, writability, file identity (store/statedir.py)
         self._journal: journal.Journal | None = None
         self._owed = _Rows()  # taken by a checkpoint whose write failed: the next one writes them
@@ -508,10 +514,20 @@ class SqliteState:
             await self._write_image(store)
 
     async def commit(self, store: Store, generation: int) -> None:
-        """Return once everything up to `generation` is durable (sharing a write with others)."""
-        async with self.lock:
-            if self._committed < generation:  # else a write that started after our change covered it
+        """Return once everything up to `generation` is durable. Exports that change the store while a
+        write is under way share the next write: all wait on one future and wake together."""
+        while self._committed < generation:
+            if self._group is None:
+                self._group = asyncio.ensure_future(self._write_group(store))
+                self._group.add_done_callback(_retrieved)  # its waiters may all be gone
+            await asyncio.shield(self._group)  # one waiter hanging up must not cancel the others' write
+
+    async def _write_group(self, store: Store) -> None:
+        try:
+            async with self.lock:
                 await self._append_log(store, rotate=False)
+        finally:
+            self._group = None
 
     async def _append_log(self, store: Store, *, rotate: bool) -> int:
         """Journal the store's log (then, with `rotate`, close the segment: returns its number). Holds
