@@ -123,7 +123,8 @@ def empty_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "_BY_POLICY", {})
     monkeypatch.setattr(metrics, "_RESOURCES", Recent(1024))
     monkeypatch.setattr(metrics, "_FAMILIES", Recent(1024))
-    monkeypatch.setattr(attributes, "_PAIRS", Recent(4096))
+    monkeypatch.setattr(attributes, "_PLAIN", Recent(4096))
+    monkeypatch.setattr(attributes, "_LABELS", Recent(4096))
 
 
 @pytest.mark.parametrize("capture", sorted(CLAUDE.glob("*/*_metrics.pb")), ids=lambda p: p.parent.name + "/" + p.name)
@@ -170,15 +171,15 @@ def test_recent_is_bounded_and_keeps_the_newest() -> None:
 
 
 def test_attribute_pairs_are_bounded_and_a_long_one_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(attributes, "_PAIRS", Recent(16))
+    monkeypatch.setattr(attributes, "_PLAIN", Recent(16))
     for i in range(100):
         serialized = KeyValue(key="prompt.id", value=AnyValue(string_value=f"p-{i}")).SerializeToString()
         assert key_value(serialized) == ("prompt.id", f"p-{i}")
         assert key_value(serialized) == ("prompt.id", f"p-{i}")  # a hit
-    assert len(attributes._PAIRS) <= 16
+    assert len(attributes._PLAIN) <= 16
     long = KeyValue(key="prompt", value=AnyValue(string_value="x" * CACHED_BYTES)).SerializeToString()
     assert key_value(long) == ("prompt", "x" * CACHED_BYTES)
-    assert attributes._PAIRS.get(long) is None
+    assert attributes._PLAIN.get(long) is None
     array = AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)]))
     listed = KeyValue(key="sources", value=array).SerializeToString()
     first = key_value(listed)

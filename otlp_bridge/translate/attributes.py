@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 
@@ -88,22 +90,38 @@ class Recent(Generic[K, V]):
 # What a client repeats (a session's attributes, its resource) is a few hundred bytes; a longer key is
 # worked out every time rather than held.
 CACHED_BYTES = 512
-_SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
-_PAIRS: Recent[bytes, tuple[str, Any]] = Recent(4096)
+_PLAIN: Recent[bytes, tuple[str, Any]] = Recent(4096)
+_LABELS: Recent[bytes, tuple[str, str]] = Recent(4096)
 
 
 def key_value(serialized: bytes) -> tuple[str, Any]:
-    """A serialized `KeyValue` as (key, `plain` value). Scalar pairs are remembered by their bytes: a
-    session's user, session id, model and terminal recur on every record it sends."""
-    pair = _PAIRS.get(serialized)
-    if pair is not None:
-        return pair
+    """A serialized `KeyValue` as (key, `plain` value), remembered by its bytes: a session's user,
+    session id, model and terminal recur on every record and point it sends."""
+    return _PLAIN.get(serialized) or _decode(serialized, plain, _PLAIN)
+
+
+def label_pair(serialized: bytes) -> tuple[str, str]:
+    """A serialized `KeyValue` as (key, `label_value`), as `string_map` has it; remembered likewise."""
+    return _LABELS.get(serialized) or _decode(serialized, label_value, _LABELS)
+
+
+def _decode(serialized: bytes, convert: Callable[[AnyValue], V], memo: Recent[bytes, tuple[str, V]]) -> tuple[str, V]:
     kv = KeyValue.FromString(serialized)
-    value = kv.value
-    kind = value.WhichOneof("value")
-    if kind not in _SCALARS:
-        return kv.key, plain(value)  # a list or dict: built afresh, never shared between records
-    pair = (kv.key, getattr(value, kind))
-    if len(serialized) <= CACHED_BYTES:
-        _PAIRS.add(serialized, pair)
+    pair = (kv.key, convert(kv.value))
+    if len(serialized) <= CACHED_BYTES and not isinstance(pair[1], list | dict):  # a list is never shared
+        memo.add(serialized, pair)
     return pair
+
+
+def attributes_view(message: str, number: int) -> type[Message]:
+    """A view of an OTLP message's bytes with only its attributes (field `number`), each left as its
+    serialized KeyValue (for `key_value`, `label_pair`); the other fields land in unknown fields, never
+    decoded."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name=f"otlp_bridge/{message}.proto", package="otlp_bridge.views",
+                                              syntax="proto3")
+    file.message_type.add(name=message).field.add(
+        name="attributes", number=number, label=field.LABEL_REPEATED, type=field.TYPE_BYTES)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessages([file], pool=pool)[f"otlp_bridge.views.{message}"]

@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otlp_bridge.families import EVENTS
 from otlp_bridge.series import Labels, Observation, Temporality, with_labels
 from otlp_bridge.translate.agents import Agent, recognise
-from otlp_bridge.translate.attributes import key_value
+from otlp_bridge.translate.attributes import attributes_view, key_value
 from otlp_bridge.translate.metrics import LabelPolicy, resource_view
 
 EVENT_PREFIX = "claude_code."
@@ -145,20 +143,7 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
                                   origin=event)
 
 
-def _record_attributes_type() -> type[Message]:
-    """A view of a LogRecord's bytes with only its attributes (field 6), each left as its serialized
-    KeyValue; the rest lands in unknown fields, never decoded."""
-    field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="otlp_bridge/record_attributes.proto",
-                                              package="otlp_bridge.events", syntax="proto3")
-    file.message_type.add(name="RecordAttributes").field.add(
-        name="attributes", number=6, label=field.LABEL_REPEATED, type=field.TYPE_BYTES)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessages([file], pool=pool)["otlp_bridge.events.RecordAttributes"]
-
-
-_RecordAttributes = _record_attributes_type()
+_RecordAttributes = attributes_view("RecordAttributes", 6)  # LogRecord.attributes = 6
 
 
 @lru_cache(maxsize=4096)  # who × event name: few distinct; bounded all the same

@@ -9,7 +9,7 @@ increases are added into). Knows nothing of sockets or storage.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
@@ -37,7 +37,7 @@ from otlp_bridge.series import (
     input_key,
     intern_labels,
 )
-from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, string_map
+from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, attributes_view, label_pair, string_map
 from otlp_bridge.translate.naming import MAX_HELP, help_text, label_name, metric_name
 
 _IDENTITY_ATTRIBUTES = frozenset({"service.name", "service.namespace", "service.instance.id"})
@@ -64,8 +64,10 @@ class LabelPolicy:
     max_value_length: int = 1024
 
     def output_labels(self, attributes: Labels, identity: Labels) -> Labels:
-        """Labels of the output series for sorted attribute pairs (memoised: few distinct sets recur)."""
-        return _output_labels(self, attributes, identity)
+        """Labels of the output series for sorted attribute pairs (memoised: few distinct sets recur;
+        the dropped keys are left out before, so sets that differ only there, a session id, are one)."""
+        drop = self.drop
+        return _output_labels(self, tuple([pair for pair in attributes if pair[0] not in drop]), identity)
 
 
 @lru_cache(maxsize=4096)  # bounded: under a cardinality attack every set is new
@@ -167,7 +169,7 @@ def _translate_metric(
     if shape is None or kind is None:
         out.reject(f"unsupported_{kind or 'empty'}", _point_count(metric, kind))
         return
-    temporality, value_of = shape
+    temporality, value_of, view = shape
     data = getattr(metric, kind)
     if temporality is None:
         temporality = _temporality(data)
@@ -192,7 +194,8 @@ def _translate_metric(
         cache_key = (name, by_start, resource_repr, attributes)
         ident = identities.get(cache_key)
         if ident is None:
-            ident = _PointIdentity.of(point, name, resource, policy, by_start=by_start)
+            ident = _PointIdentity.of(view.FromString(attributes).attributes, name, resource, policy,
+                                      by_start=by_start)
             if len(attributes) <= CACHED_BYTES:
                 identities.add(cache_key, ident)
         if ident.truncated:
@@ -215,13 +218,15 @@ class _PointIdentity:
     truncated: bool  # a label value was cut to the length limit
 
     @classmethod
-    def of(cls, point: object, name: str, resource: ResourceView, policy: LabelPolicy, *,
+    def of(cls, pairs: Iterable[bytes], name: str, resource: ResourceView, policy: LabelPolicy, *,
            by_start: bool) -> _PointIdentity:
-        attributes = tuple(sorted(string_map(point.attributes).items()))  # type: ignore[attr-defined]
+        """From the point's attributes, each a serialized KeyValue (a session's recur on all its points)."""
+        values = dict(map(label_pair, pairs))  # a repeated key keeps its last value
+        attributes = tuple(sorted(values.items()))
         parts = f"({name!r}, {resource.key_repr}, {attributes!r}, None)"  # repr((name, resource.key, attributes, None))
         return cls(policy.output_labels(attributes, resource.identity), input_digest(parts),
                    parts[:-len("None)")] if by_start else None,
-                   any(len(v) > policy.max_value_length for _, v in attributes))
+                   max(map(len, values.values()), default=0) > policy.max_value_length)
 
     def key_with_start(self, start: int) -> bytes:
         """`input_key(name, resource_key, attributes, start)`, from the prefix of its repr."""
@@ -291,9 +296,12 @@ def _histogram(point: object) -> HistogramValue | None:
     return HistogramValue(bounds, counts, count, total)
 
 
-# Per kind of metric: its temporality when the kind fixes it, and how a point's value is read.
-_SHAPES: dict[str, tuple[Temporality | None, Callable[[object], object]]] = {
-    "sum": (None, _number), "gauge": (Temporality.LAST_VALUE, _number), "histogram": (None, _histogram),
+# Per kind of metric: its temporality when the kind fixes it, how a point's value is read, and a view of
+# a point's bytes with only its attributes.
+_NUMBER_POINT = attributes_view("NumberPointAttributes", 7)  # NumberDataPoint.attributes = 7
+_SHAPES: dict[str, tuple[Temporality | None, Callable[[object], object], type[Message]]] = {
+    "sum": (None, _number, _NUMBER_POINT), "gauge": (Temporality.LAST_VALUE, _number, _NUMBER_POINT),
+    "histogram": (None, _histogram, attributes_view("HistogramPointAttributes", 9)),  # HistogramDataPoint's: 9
 }
 _FAMILIES: Recent[tuple[str, str, str, str, bool], tuple[FamilyMeta, str | None]] = Recent(1024)
 
