@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,14 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from otlp_bridge import families
 from otlp_bridge.derive.ledger import Ledger
 from otlp_bridge.derive.pricing import PriceTable
 from otlp_bridge.series import Applied, FamilyMeta, Kind, Temporality, input_key
 from otlp_bridge.translate import attributes, metrics
-from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, key_value, plain, string_map
+from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, key_value, label_pair, plain, string_map
 from otlp_bridge.translate.events import translate_events
 from otlp_bridge.translate.metrics import LabelPolicy, Translation, translate_metrics
 
@@ -170,21 +171,41 @@ def test_recent_is_bounded_and_keeps_the_newest() -> None:
     assert recent.get(0) is None
 
 
-def test_attribute_pairs_are_bounded_and_a_long_one_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(attributes, "_PLAIN", Recent(16))
+VALUES = [AnyValue(string_value="s"), AnyValue(bool_value=True), AnyValue(int_value=-3), AnyValue(double_value=2.5),
+          AnyValue(double_value=1e21), AnyValue(double_value=4.0), AnyValue(bytes_value=b"\x00\xff"), AnyValue(),
+          AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(bytes_value=b"b")])),
+          AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="k", value=AnyValue(string_value="v"))]))]
+
+
+@pytest.mark.usefixtures("empty_caches")
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: v.WhichOneof("value") or "empty")
+def test_a_pair_from_its_bytes_is_what_the_message_gives_on_a_miss_and_on_a_hit(value: AnyValue) -> None:
+    pair = KeyValue(key="k", value=value)
+    for _ in range(2):
+        assert key_value(pair.SerializeToString()) == ("k", plain(value))
+        assert label_pair(pair.SerializeToString()) == ("k", string_map([pair])["k"])
+
+
+@pytest.mark.parametrize(("decode", "memo"), [(key_value, "_PLAIN"), (label_pair, "_LABELS")])
+def test_attribute_pairs_are_bounded_and_a_long_one_is_not_held(
+    monkeypatch: pytest.MonkeyPatch, decode: Callable[[bytes], tuple[str, Any]], memo: str,
+) -> None:
+    monkeypatch.setattr(attributes, memo, Recent(16))
     for i in range(100):
         serialized = KeyValue(key="prompt.id", value=AnyValue(string_value=f"p-{i}")).SerializeToString()
-        assert key_value(serialized) == ("prompt.id", f"p-{i}")
-        assert key_value(serialized) == ("prompt.id", f"p-{i}")  # a hit
-    assert len(attributes._PLAIN) <= 16
+        assert decode(serialized) == ("prompt.id", f"p-{i}")
+        assert decode(serialized) == ("prompt.id", f"p-{i}")  # a hit
+    assert len(getattr(attributes, memo)) <= 16
     long = KeyValue(key="prompt", value=AnyValue(string_value="x" * CACHED_BYTES)).SerializeToString()
-    assert key_value(long) == ("prompt", "x" * CACHED_BYTES)
-    assert attributes._PLAIN.get(long) is None
-    array = AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)]))
-    listed = KeyValue(key="sources", value=array).SerializeToString()
+    assert decode(long) == ("prompt", "x" * CACHED_BYTES)
+    assert getattr(attributes, memo).get(long) is None
+
+
+def test_a_list_attribute_is_never_shared_by_two_records() -> None:
+    listed = KeyValue(key="sources", value=VALUES[-2]).SerializeToString()
     first = key_value(listed)
-    assert first == ("sources", [1])
-    assert key_value(listed)[1] is not first[1]  # never one list shared by two records
+    assert first == ("sources", [1, b"b"])
+    assert key_value(listed)[1] is not first[1]
 
 
 def test_ledger_plans_are_bounded_and_a_hit_derives_what_a_miss_does() -> None:
@@ -205,3 +226,12 @@ def test_ledger_plans_are_bounded_and_a_hit_derives_what_a_miss_does() -> None:
         assert remembering.derive(batch, 0.0) == first
         assert forgetting.derive(batch, 0.0) == first
         assert len(forgetting._plans) <= 2
+
+
+@pytest.mark.usefixtures("empty_caches")
+def test_a_long_resource_or_attribute_set_is_translated_every_time_alike_and_not_held() -> None:
+    resource = {**RESOURCE, "host.name": "h" * CACHED_BYTES}
+    first, again = (_translate(_sum([_point(model="m" * CACHED_BYTES)]), resource) for _ in range(2))
+    assert (again.observations, again.targets) == (first.observations, first.targets)
+    assert ("host_name", "h" * 12) in first.targets[0].labels
+    assert len(metrics._RESOURCES) == len(metrics._identities(POLICY)) == 0
