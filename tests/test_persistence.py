@@ -13,8 +13,8 @@ import pytest
 
 from otlp_bridge.app import Bridge
 from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Observation, Temporality, input_key
-from otlp_bridge.store import journal, persist
-from otlp_bridge.store.accumulator import Limits, Store, Uptime
+from otlp_bridge.store import journal, persist, series_chunks
+from otlp_bridge.store.accumulator import Limits, Store, Uptime, snapshot_series
 from otlp_bridge.store.history import History
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
 from tests.builders import Clock
@@ -321,31 +321,61 @@ def test_a_checkpoint_writes_the_journal_into_sqlite_and_deletes_it(tmp_path: Pa
     store.apply([_obs("a", 0, 1, 3.0, Temporality.DELTA)])
     asyncio.run(state.commit(store, state.changed()))
     assert state._writer is not None
-    assert state._writer.execute("SELECT count(*) FROM series").fetchone() == (0,)  # journaled only
+    assert state._writer.execute("SELECT count(*) FROM series_chunks").fetchone() == (0,)  # journaled only
     asyncio.run(state.checkpoint(store))
-    assert state._writer.execute("SELECT count(*) FROM series").fetchone() == (1,)
+    assert state._writer.execute("SELECT count(*) FROM series_chunks").fetchone() == (1,)
     assert [seq for seq, _ in journal.segments(tmp_path)] == [state._journal.seq]  # type: ignore[union-attr]
     state.close()
     assert _restored_total(tmp_path) == 3.0
 
 
-def test_the_series_image_of_a_clean_shutdown_is_used_only_while_it_matches(tmp_path: Path) -> None:
-    state = SqliteState(tmp_path)
-    state.open()
-    store = Store(backing=state)
-    store.apply([_obs("a", 0, 1, 3.0, Temporality.DELTA)])
-    asyncio.run(state.flush(store))  # a clean shutdown: checkpoint, then the image
+def test_series_in_chunks_are_rewritten_where_they_changed_and_removed_when_gone(tmp_path: Path) -> None:
+    state, store = _with_series(tmp_path, 3000)
+    asyncio.run(state.flush(store))
+    assert state._writer is not None
+    chunks = dict(state._writer.execute("SELECT chunk, data FROM series_chunks"))
+    assert len(chunks) > series_chunks.CHUNKS // 2  # spread over many chunks
+    gauge = FamilyMeta("g", Kind.GAUGE, "help", monotonic=False)
+    store.apply([Observation(COUNTER, input_key("c_total", 7), (("n", "7"),), Temporality.DELTA, 1, 2, 1.0),
+                 Observation(gauge, input_key("g"), (("k", "v"),), Temporality.LAST_VALUE, 0, 1, 1.0)])
+    asyncio.run(state.flush(store))
+    store.apply([Observation(gauge, input_key("g"), (("k", "v"),), Temporality.LAST_VALUE, 0, 2, None)])
+    asyncio.run(state.flush(store))
+    after = dict(state._writer.execute("SELECT chunk, data FROM series_chunks WHERE family = 'c_total'"))
+    assert [chunk for chunk in chunks if chunks[chunk] != after[chunk]] == [series_chunks.chunk_of((("n", "7"),))]
+    assert state._writer.execute("SELECT count(*) FROM series_chunks WHERE family = 'g'").fetchone() == (0,)
     state.close()
     again = SqliteState(tmp_path)
     again.open()
-    assert again._reader is not None
-    assert again._reader.execute("SELECT count(*) FROM images").fetchone() == (1,)
+    restored = Store(backing=again)
+    assert again.load_into(restored, series_ttl=0, now=0) == 3000
+    assert restored.value("c_total", (("n", "7"),)) == 2.0
+    again.close()
+
+
+def test_a_version_3_file_with_a_row_per_series_is_migrated_to_chunks(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path)
+    state.open()
+    assert state._writer is not None
+    db = state._writer
+    db.execute("CREATE TABLE series (family TEXT NOT NULL, labels TEXT NOT NULL, value TEXT NOT NULL, "
+               "updated REAL NOT NULL, created REAL NOT NULL DEFAULT 0, PRIMARY KEY (family, labels)) WITHOUT ROWID")
+    db.execute("CREATE TABLE images (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute("INSERT INTO families VALUES ('c_total', 'counter', 'help', 1)")
+    db.execute("INSERT INTO series VALUES ('c_total', '[[\"job\",\"x\"]]', '[5.5,0.0]', 10.0, 3.0)")
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    state.close()
+    again = SqliteState(tmp_path)
+    again.open()
     restored = Store(backing=again)
     assert again.load_into(restored, series_ttl=0, now=0) == 1
-    restored.apply([_obs("a", 1, 2, 4.0, Temporality.DELTA)])
-    asyncio.run(again.commit(restored, again.changed()))  # journaled, then a crash: no flush, no image
+    series = restored.families["c_total"].series[(("job", "x"),)]
+    assert (series.value, series.updated, series.created) == (5.5, 10.0, 3.0)
+    assert again._reader is not None
+    tables = {name for (name,) in again._reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "series" not in tables
+    assert "images" not in tables
     again.close()
-    assert _restored_total(tmp_path) == 7.0  # the journal's replay made the image stale and removed it
 
 
 def _with_series(state_dir: Path, count: int) -> tuple[SqliteState, Store]:
@@ -365,16 +395,6 @@ def _restored_count(state_dir: Path) -> int:
         return state.load_into(Store(backing=state), series_ttl=0, now=0)
     finally:
         state.close()
-
-
-def test_restore_reads_every_row_chunk_by_chunk_without_an_image(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(persist, "_LOAD_CHUNK", 2)
-    state, store = _with_series(tmp_path, 5)
-    asyncio.run(state.commit(store, state.changed()))
-    asyncio.run(state.checkpoint(store))  # rows, no image
-    state.close()
-    assert _restored_count(tmp_path) == 5
 
 
 def test_a_cancelled_checkpoint_never_collides_with_the_next_write(tmp_path: Path) -> None:
@@ -402,7 +422,7 @@ HISTOGRAM = FamilyMeta("h", Kind.HISTOGRAM, "help")
 
 def _everything(store: Store) -> dict[tuple[str, object], object]:
     totals: dict[tuple[str, object], object] = {
-        (name, labels): (persist.snapshot_series(series), series.updated, series.created)
+        (name, labels): (snapshot_series(series), series.updated, series.created)
         for name, family in store.families.items() for labels, series in family.series.items()}
     assert store.history is not None
     totals["history", "c_total"] = store.history.by_hour("c_total", 0, 2e9)

@@ -375,6 +375,10 @@ class Store:
         family = self.families.setdefault(meta.name, Family(meta))
         if self.names is not None:
             self.names.add(meta.name, meta.kind)
+        if not family.series:  # the usual case at start-up: take the dict as it is
+            family.series = series
+            self._series_count += len(series)
+            return
         for labels, one in series.items():
             if labels not in family.series:
                 self._series_count += 1

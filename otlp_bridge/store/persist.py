@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from otlp_bridge.series import FamilyMeta, Kind, Labels, intern_labels
-from otlp_bridge.store import journal
+from otlp_bridge.store import journal, series_chunks
 from otlp_bridge.store.accumulator import (
     Dirty,
     HistoryRows,
@@ -40,32 +40,31 @@ from otlp_bridge.store.accumulator import (
     SeriesRow,
     Store,
     series_from_snapshot,
-    snapshot_series,
 )
 from otlp_bridge.store.known import KeyFilter
 from otlp_bridge.store.statedir import StateGuard
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "bridge.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS families (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, help TEXT NOT NULL, monotonic INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS series (
-    family TEXT NOT NULL, labels TEXT NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL,
-    created REAL NOT NULL DEFAULT 0, PRIMARY KEY (family, labels)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series_chunks (
+    family TEXT NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (family, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inputs (
     key BLOB PRIMARY KEY, state TEXT NOT NULL, seen REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inputs_seen ON inputs (seen);
-CREATE TABLE IF NOT EXISTS images (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     family TEXT NOT NULL, labels TEXT NOT NULL, hour INTEGER NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (family, labels, hour)) WITHOUT ROWID;
 """
 # Version 1 kept budget spend in an internal counter per scope and day, and no creation times.
 # Version 2 kept input state as JSON text; version 3 writes it as a marshal blob and reads both.
+# Version 3 kept a row per series (JSON labels and value) and an image of them after a clean stop;
+# version 4 keeps them in chunks (store/series_chunks.py).
 # Journal records: `(LOG, [apply calls])`; before, each was a commit's row images (still replayed).
 _V1_SPEND = "otlp_bridge_internal_spend_usd_total"
 _MARSHAL_VERSION = 4  # stable since Python 3.4
@@ -86,18 +85,6 @@ class StateError(Exception):
 
 def _labels(text: str) -> Labels:
     return intern_labels(tuple(map(tuple, json.loads(text))))
-
-
-_LOAD_CHUNK = 10_000
-
-
-def _decode_json(texts: tuple[str, ...]) -> list[Any]:
-    """Many JSON texts in one decode (restart speed: one C call instead of one per row)."""
-    return json.loads(f"[{','.join(texts)}]")
-
-
-def _decode_labels(texts: tuple[str, ...]) -> list[Labels]:
-    return [intern_labels(tuple(map(tuple, pairs))) for pairs in _decode_json(texts)]
 
 
 def _dump(value: object) -> str:
@@ -181,7 +168,7 @@ class SqliteState:
         self._replay: list[Any] = []  # apply calls the journal holds beyond the checkpoint (load_into applies them)
         self._known: KeyFilter | None = None  # built in a thread after open; until then every miss asks SQLite
         self._known_lock = threading.Lock()
-        self._known_backlog: list[bytes] = []  # keys written while the filter is being built
+        self._known_backlog: list[bytes] | None = None  # keys written while the filter is being built
         self._background: asyncio.Task[None] | None = None
 
     # --- opening ---------------------------------------------------------------------------
@@ -194,7 +181,6 @@ class SqliteState:
             self._reader = self._connect()
             first = self._read_journal()
             self._journal = journal.Journal(self.path.parent, first, fsync=self._synchronous == "FULL")
-            threading.Thread(target=self._build_key_filter, name="key-filter", daemon=True).start()
             self.guard.watch()
         except sqlite3.DatabaseError as exc:
             self.close()
@@ -217,26 +203,35 @@ class SqliteState:
         row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] == "1":
-            self._migrate_v1()
-        elif row[0] == "2":  # input state as JSON text: still read, rewritten as each input changes
-            self._writer.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        elif row[0] in ("1", "2", "3"):  # version 2's input state (JSON text) is still read as it is
+            self._migrate_series_rows(v1=row[0] == "1")
         elif row[0] != str(SCHEMA_VERSION):
             raise StateError(self._unusable(f"schema version {row[0]}, this bridge reads {SCHEMA_VERSION}"))
 
-    def _migrate_v1(self) -> None:
-        """Add creation times; budget spend of version 1 (per scope and day) has no per-series history to
-        become, so it is dropped: budgets count from the upgrade on (the README says so)."""
+    def _migrate_series_rows(self, *, v1: bool) -> None:
+        """A row per series becomes chunks, in one transaction. From version 1, budget spend (kept per
+        scope and day, with no per-series history to become) is dropped: budgets count from the upgrade
+        on (the README says so)."""
         assert self._writer is not None
         db = self._writer
         db.execute("BEGIN IMMEDIATE")
-        columns = [row[1] for row in db.execute("PRAGMA table_info(series)")]
-        if "created" not in columns:
-            db.execute("ALTER TABLE series ADD COLUMN created REAL NOT NULL DEFAULT 0")
-        db.execute("DELETE FROM series WHERE family = ?", (_V1_SPEND,))
-        db.execute("DELETE FROM families WHERE name = ?", (_V1_SPEND,))
-        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
-        db.execute("COMMIT")
+        try:
+            created = any(row[1] == "created" for row in db.execute("PRAGMA table_info(series)"))
+            rows: dict[tuple[str, Labels], SeriesRow] = {
+                (family, _labels(labels)): (json.loads(value), updated, born)
+                for family, labels, value, updated, born in db.execute(
+                    f"SELECT family, labels, value, updated, {'created' if created else '0'} FROM series")
+                if not (v1 and family == _V1_SPEND)}
+            if v1:
+                db.execute("DELETE FROM families WHERE name = ?", (_V1_SPEND,))
+            self._write_series(db, rows)
+            db.execute("DROP TABLE series")
+            db.execute("DROP TABLE IF EXISTS images")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _read_journal(self) -> int:
         """Read what the journal holds beyond the last checkpoint (row images of an older bridge are
@@ -298,7 +293,8 @@ class SqliteState:
     # --- reading -----------------------------------------------------------------------------
     def load_into(self, store: Store, *, series_ttl: float, now: float) -> int:
         """Put durable state back into the store: series (all, or those updated within `series_ttl`),
-        history, and the uptime clock inputs age by."""
+        history, and the uptime clock inputs age by; then replay the journal. Until the input key filter
+        is built (in a thread, after), every new input stream is looked up in SQLite."""
         # Hundreds of thousands of new containers would set off the cyclic GC again and again, each pass
         # over everything restored so far; none of them can be in a cycle. Afterwards they are frozen
         # out of its passes for good (refcounting still frees them).
@@ -307,10 +303,14 @@ class SqliteState:
             count = self._load_into(store, series_ttl, now)
             if self._replay:
                 self._replay_into(store)
-            return count
         finally:
             gc.enable()
             gc.freeze()
+        # After the load, not beside it: the two would share one GIL and the start would wait for both.
+        with self._known_lock:
+            self._known_backlog = []
+        threading.Thread(target=self._build_key_filter, name="key-filter", daemon=True).start()
+        return count
 
     def _replay_into(self, store: Store) -> None:
         """Apply the journal's calls on the checkpoint just loaded, then checkpoint them at once: a
@@ -334,24 +334,19 @@ class SqliteState:
                  for name, kind, help_, monotonic in self._reader.execute("SELECT * FROM families")}
         by_family: dict[str, dict[Labels, Series]] = {name: {} for name in metas}
         since = now - series_ttl if series_ttl > 0 else float("-inf")
-        count = self._load_image(by_family, since)
-        if not count:
-            cursor = self._reader.execute(
-                "SELECT family, labels, value, updated, created FROM series WHERE updated >= ?", (since,))
-            while rows := cursor.fetchmany(_LOAD_CHUNK):
-                families, label_texts, values, updated, created = zip(*rows, strict=True)
-                for family, labels, value, changed, born in zip(families, _decode_labels(label_texts),
-                                                                _decode_json(values), updated, created, strict=True):
-                    by_family[family][labels] = series_from_snapshot(value, changed, born)
-                count += len(rows)
+        count = 0
+        for family, data in self._reader.execute("SELECT family, data FROM series_chunks"):
+            restored = by_family.get(family)
+            if restored is None:
+                raise StateError(self._unusable(f"series of family {family!r}, which the file does not define"))
+            for labels, snap, updated, created in series_chunks.entries(data):
+                if updated >= since:
+                    restored[labels] = series_from_snapshot(snap, updated, created)
+                    count += 1
+                else:  # what the TTL leaves on disk is found there again if it comes back
+                    store.released(family, labels)
         for name, meta in metas.items():
             store.restore(meta, by_family[name])
-        if series_ttl > 0:  # what the TTL left on disk is found there again if it comes back
-            cursor = self._reader.execute("SELECT family, labels FROM series WHERE updated < ?", (since,))
-            while rows := cursor.fetchmany(_LOAD_CHUNK):
-                families, label_texts = zip(*rows, strict=True)
-                for family, labels in zip(families, _decode_labels(label_texts), strict=True):
-                    store.released(family, labels)
         if store.history is not None:
             for family, labels, hour, value in self._reader.execute("SELECT * FROM history"):
                 store.history.restore(family, _labels(labels), hour, value)
@@ -359,40 +354,6 @@ class SqliteState:
         if seen is not None:
             store.uptime.resume(seen)
         return count
-
-    def _load_image(self, by_family: dict[str, dict[Labels, Series]], since: float) -> int:
-        """The series from the image a clean shutdown left, if no write has touched series since; 0 if none."""
-        assert self._reader is not None
-        row = self._reader.execute("SELECT value FROM images WHERE name = 'series'").fetchone()
-        if row is None:
-            return 0
-        image = marshal.loads(row[0])
-        if not set(image) <= set(by_family):
-            return 0  # not what the tables say: read them instead
-        count = 0
-        for family, series in image.items():
-            restored = by_family[family]
-            for labels, snap, updated, created in series:
-                if updated >= since:
-                    restored[labels] = series_from_snapshot(snap, updated, created)
-                    count += 1
-        return count
-
-    async def _write_image(self, store: Store) -> None:
-        """After a checkpoint that left nothing unwritten: every series in memory (all there is, or what
-        the TTL kept) as one marshal blob, so the next start restores them without decoding a row each.
-        Any later write of series rows deletes it (`_write_rows`)."""
-        if store.has_dirty or store.has_log or self._owed or self._writer is None:
-            return
-        image = {name: [(labels, snapshot_series(one), one.updated, one.created)
-                        for labels, one in family.series.items()] for name, family in store.families.items()}
-        await asyncio.to_thread(self._store_image, image)
-
-    def _store_image(self, image: dict[str, list[Any]]) -> None:
-        blob = marshal.dumps(image, _MARSHAL_VERSION)
-        with self._sqlite_lock:
-            assert self._writer is not None
-            self._writer.execute("INSERT OR REPLACE INTO images VALUES ('series', ?)", (blob,))
 
     def _unwritten(self) -> list[_Rows]:
         """Rows SQLite does not hold yet, newest first."""
@@ -404,9 +365,10 @@ class SqliteState:
                 row = rows.series[family, labels]
                 return None if row is None else series_from_snapshot(*row)
         assert self._reader is not None
-        row = self._reader.execute("SELECT value, updated, created FROM series WHERE family = ? AND labels = ?",
-                                   (family, _dump(labels))).fetchone()
-        return None if row is None else series_from_snapshot(json.loads(row[0]), row[1], row[2])
+        row = self._reader.execute("SELECT data FROM series_chunks WHERE family = ? AND chunk = ?",
+                                   (family, series_chunks.chunk_of(labels))).fetchone()
+        found = None if row is None else series_chunks.find(row[0], labels)
+        return None if found is None else series_from_snapshot(*found[1:])
 
     def load_input(self, key: bytes) -> InputState | None:
         for rows in self._unwritten():
@@ -437,11 +399,7 @@ class SqliteState:
             db.executemany("INSERT OR REPLACE INTO families VALUES (?, ?, ?, ?)",
                            [(name, kind, help_, int(monotonic)) for name, (kind, help_, monotonic)
                             in rows.families.items()])
-            db.executemany("INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?)",
-                           [(name, _dump(labels), _dump(row[0]), row[1], row[2])
-                            for (name, labels), row in rows.series.items() if row is not None])
-            db.executemany("DELETE FROM series WHERE family = ? AND labels = ?",
-                           [(name, _dump(labels)) for (name, labels), row in rows.series.items() if row is None])
+            self._write_series(db, rows.series)
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",
                            [(key, marshal.dumps(row, _MARSHAL_VERSION), row[4])  # type: ignore[arg-type]
                             for key, row in rows.inputs.items()])
@@ -457,20 +415,33 @@ class SqliteState:
                            "LIMIT -1 OFFSET ?)", (prune.max_inputs,))
             if journal_next is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('journal', ?)", (str(journal_next),))
-            if rows.series or rows.families:
-                db.execute("DELETE FROM images")  # the series image no longer matches the rows
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         with self._known_lock:
             if self._known is None:
-                self._known_backlog.extend(rows.inputs)
+                if self._known_backlog is not None:
+                    self._known_backlog.extend(rows.inputs)
             else:
                 for key in rows.inputs:
                     self._known.add(key)
                 if self._known.added > _KEY_FILTER_REBUILD:
                     self._known = KeyFilter(key for (key,) in db.execute("SELECT key FROM inputs"))
+
+    @staticmethod
+    def _write_series(db: sqlite3.Connection, rows: dict[tuple[str, Labels], SeriesRow]) -> None:
+        """Each chunk holding a changed series, rewritten once."""
+        by_chunk: dict[tuple[str, int], list[tuple[Labels, SeriesRow]]] = {}
+        for (name, labels), row in rows.items():
+            by_chunk.setdefault((name, series_chunks.chunk_of(labels)), []).append((labels, row))
+        for (name, chunk), changed in by_chunk.items():
+            held = db.execute("SELECT data FROM series_chunks WHERE family = ? AND chunk = ?", (name, chunk)).fetchone()
+            data = series_chunks.merged(None if held is None else held[0], iter(changed))
+            if data is None:
+                db.execute("DELETE FROM series_chunks WHERE family = ? AND chunk = ?", (name, chunk))
+            else:
+                db.execute("INSERT OR REPLACE INTO series_chunks VALUES (?, ?, ?)", (name, chunk, data))
 
     def _build_key_filter(self) -> None:
         """Every input key in the state file (at start-up, off the event loop: ~2 µs a key)."""
@@ -479,13 +450,15 @@ class SqliteState:
             built = KeyFilter(key for (key,) in connection.execute("SELECT key FROM inputs"))
         except sqlite3.Error:
             log.exception("cannot build the input key filter; every new input stream is looked up on disk")
+            with self._known_lock:
+                self._known_backlog = None
             return
         finally:
             connection.close()
         with self._known_lock:
-            for key in self._known_backlog:
+            for key in self._known_backlog or ():
                 built.add(key)
-            self._known_backlog.clear()
+            self._known_backlog = None
             self._known = built
 
     def changed(self) -> int:
@@ -508,10 +481,8 @@ class SqliteState:
         return expired
 
     async def flush(self, store: Store) -> None:
-        """Make everything durable, checkpoint it, and leave an image of the series (shutdown)."""
-        async with self._checkpoint_lock:  # no checkpoint may write series rows between these two
-            await self._checkpoint(store, None)
-            await self._write_image(store)
+        """Make everything durable and checkpoint it (shutdown): the next start replays nothing."""
+        await self.checkpoint(store)
 
     async def commit(self, store: Store, generation: int) -> None:
         """Return once everything up to `generation` is durable. Exports that change the store while a
