@@ -20,6 +20,7 @@ import aiohttp
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, NumberDataPoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAUDE = ROOT / "proto_fixtures" / "claude-code-2.1.330"
@@ -64,24 +65,45 @@ def make_bodies(count: int, sessions: int, users: int = 50, start: int = 0) -> l
     return out
 
 
-def distinct_series_request(first: int, count: int, window: int = 0) -> bytes:
-    """t7's lines-of-code point `count` times, each with its own `file` label: `count` new series.
-    `window` n > 0 moves the delta window n seconds later: the same series again, a change to them."""
+def _t7_metric(name: str) -> tuple[ExportMetricsServiceRequest, Metric, NumberDataPoint]:
+    """A request with t7's resource and its metric `name` holding no points yet, and that metric's first point."""
     t7 = ExportMetricsServiceRequest.FromString(METRICS.read_bytes())
-    lines = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics
-                 if m.name == "claude_code.lines_of_code.count")
+    template = next(m for m in t7.resource_metrics[0].scope_metrics[0].metrics if m.name == name)
     request = ExportMetricsServiceRequest()
     resource_metrics = request.resource_metrics.add()
     resource_metrics.resource.CopyFrom(t7.resource_metrics[0].resource)
     metric = resource_metrics.scope_metrics.add().metrics.add()
-    metric.CopyFrom(lines)
+    metric.CopyFrom(template)
     del metric.sum.data_points[:]
+    return request, metric, template.sum.data_points[0]
+
+
+def distinct_series_request(first: int, count: int, window: int = 0) -> bytes:
+    """t7's lines-of-code point `count` times, each with its own `file` label: `count` new series.
+    `window` n > 0 moves the delta window n seconds later: the same series again, a change to them."""
+    request, metric, template = _t7_metric("claude_code.lines_of_code.count")
     for i in range(first, first + count):
         point = metric.sum.data_points.add()
-        point.CopyFrom(lines.sum.data_points[0])
+        point.CopyFrom(template)
         point.start_time_unix_nano += window * 1_000_000_000
         point.time_unix_nano += window * 1_000_000_000
         point.attributes.add(key="file", value={"string_value": f"/src/pkg_{i // 100}/module_{i}.py"})
+    return request.SerializeToString()
+
+
+def hourly_cost_request(first_hour: int, hours: int, users: int) -> bytes:
+    """t7's cost point for `users` users (a `user.id` each: a series each) in every one of `hours` hours
+    from the Unix hour `first_hour`: users × hours buckets of the bridge's hourly history."""
+    request, metric, template = _t7_metric("claude_code.cost.usage")
+    for hour in range(first_hour, first_hour + hours):
+        for user in range(users):
+            point = metric.sum.data_points.add()
+            point.CopyFrom(template)
+            point.start_time_unix_nano = (hour * 3600 + 60) * 1_000_000_000
+            point.time_unix_nano = point.start_time_unix_nano + 1_000_000_000
+            for attribute in point.attributes:
+                if attribute.key == "user.id":
+                    attribute.value.string_value = f"{user:064x}"
     return request.SerializeToString()
 
 

@@ -178,7 +178,7 @@ async def _scrape_effect(grown: Grown, clients: int, load_requests: int, rounds:
             "ratio": round(p99(busy) / p99(quiet), 2), "ratio_per_round": per_round}
 
 
-async def _at_cap(grown: Grown, cap: int, parallel: int) -> dict[str, object]:
+async def at_cap(grown: Grown, cap: int, parallel: int) -> dict[str, object]:
     refused = await grown.grow(cap)
     seconds, body = await grown.scrape(FORMATS["text"])
     out: dict[str, object] = {"series_sent": cap, "points_refused": refused, "live_grown_series": body.count(MARKER),
@@ -203,7 +203,7 @@ async def _grown_phase(server: ServerProcess, http_port: int, sizes: Sizes) -> d
         rows = [await _level(grown, level, sizes.clients, sizes.load_requests, baseline_rss)
                 for level in sizes.levels]
         scrape_effect = await _scrape_effect(grown, sizes.clients, sizes.load_requests, sizes.rounds)
-        cap_row = await _at_cap(grown, sizes.cap, sizes.parallel)
+        cap_row = await at_cap(grown, sizes.cap, sizes.parallel)
     return {"baseline_rss_mib": round(baseline_rss, 1), "levels": rows, "scrape_effect": scrape_effect,
             "cap": cap_row}
 
@@ -220,7 +220,7 @@ async def _first_scrapes(server: ServerProcess) -> dict[str, object]:
     return out
 
 
-def _restart(config: Path, ready_url: str) -> dict[str, object]:
+def restart(config: Path, ready_url: str) -> dict[str, object]:
     """A bridge started on `config`'s state: seconds until /readyz, what it restored, its first scrapes."""
     server = ServerProcess(["-m", "otlp_bridge", "serve", "--config", str(config)], ready_url, poll=0.02)
     try:
@@ -243,8 +243,8 @@ def run(sizes: Sizes) -> dict[str, object]:
             raise
         server.kill()
         config = Path(tmp) / "bench.toml"
-        result["restart_after_kill9"] = _restart(config, server.ready_url)
-        result["restart_after_stop"] = _restart(config, server.ready_url)  # the start above stopped cleanly
+        result["restart_after_kill9"] = restart(config, server.ready_url)
+        result["restart_after_stop"] = restart(config, server.ready_url)  # the start above stopped cleanly
     return result
 
 
