@@ -236,3 +236,14 @@ def test_a_family_whose_series_are_all_gone_is_not_exposed() -> None:
     store.apply([obs(GAUGE, L, 0, 10, 3.0), obs(COUNTER, D, 0, 10, 1.0)])
     store.apply([obs(GAUGE, L, 0, 20, None)])  # type: ignore[arg-type]
     assert [family.meta.name for family in asyncio.run(snapshot(store))] == ["c_total"]
+
+
+def test_a_store_without_a_backing_keeps_no_dirty_rows_nor_log_and_bounds_its_inputs() -> None:
+    store = Store(Limits(max_inputs_in_memory=100, input_ttl=0))
+    store.apply([obs(COUNTER, D, 0, 1, 1.0, session=f"s{i}") for i in range(1000)])
+    assert value(store, COUNTER) == 1000.0
+    assert not store.has_dirty
+    assert not store.has_log
+    assert store.input_count == 1000
+    store.expire()
+    assert store.input_count == 100  # the most recently seen stay

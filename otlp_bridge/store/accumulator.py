@@ -277,6 +277,7 @@ class Store:
         self.families: dict[str, Family] = {}
         self._inputs: dict[bytes, InputState] = {}
         self._series_count = 0
+        self._tracking = backing is not None  # what changed matters only to a backing's checkpoints
         self._dirty_families: set[str] = set()
         self._dirty_series: set[tuple[str, Labels]] = set()
         self._dirty_inputs: set[bytes] = set()
@@ -403,14 +404,6 @@ class Store:
         self._dirty_inputs.clear()
         return dirty
 
-    def mark_dirty(self, dirty: Dirty) -> None:
-        """A write that failed: its rows stay owed to the next one."""
-        self._dirty_families.update(dirty.families)
-        self._dirty_series.update(dirty.series)
-        self._dirty_inputs.update(dirty.inputs)
-        if self.history is not None:
-            self.history.mark_dirty(dirty.history)
-
     def expire(self, now: float | None = None) -> tuple[int, int]:
         """Let go of series quiet for longer than their TTL, and of inputs quiet for longer than theirs
         in uptime (and over the memory cap, least recently seen first). Only what is durable, or not
@@ -432,7 +425,7 @@ class Store:
         clean = [(state.seen, key) for key, state in self._inputs.items() if key not in self._dirty_inputs]
         doomed = {key for seen, key in clean if limits.input_ttl > 0 and uptime - seen > limits.input_ttl}
         excess = len(self._inputs) - len(doomed) - limits.max_inputs_in_memory
-        if excess > 0 and self.backing is not None:
+        if excess > 0:  # backed: read back when needed; not backed: bounded memory beats an ancient replay
             doomed.update(key for _, key in sorted(clean)[:excess + len(doomed)])
         for key in doomed:
             del self._inputs[key]
@@ -452,7 +445,8 @@ class Store:
                     return "name_collision"
                 self.names.add(meta.name, meta.kind)
             family = self.families[meta.name] = Family(meta)
-            self._dirty_families.add(meta.name)
+            if self._tracking:
+                self._dirty_families.add(meta.name)
         elif family.meta.kind is not meta.kind or family.meta.monotonic is not meta.monotonic:
             return "name_collision"  # another kind holds the name
         return family
@@ -598,12 +592,14 @@ class Store:
         elif (self.backing is None or not self._held_elsewhere(family.meta.name, labels)
               or self.backing.load_series(family.meta.name, labels) is None):
             return
-        self._dirty_series.add((family.meta.name, labels))  # dirty and absent: deleted on disk too
+        if self._tracking:
+            self._dirty_series.add((family.meta.name, labels))  # dirty and absent: deleted on disk too
         self._changed_any = True
 
     def _changed(self, name: str, labels: Labels, series: Series) -> None:
         series.updated = self._now
-        self._dirty_series.add((name, labels))
+        if self._tracking:
+            self._dirty_series.add((name, labels))
         self._changed_any = True
 
     def _remember(self, obs: Observation, previous: InputState | None, value: float | HistogramValue | None) -> None:
@@ -615,4 +611,5 @@ class Store:
         elif obs.temporality is Temporality.DELTA:  # a stream seen once (most events) keeps no tuple
             previous.windows = (*previous.windows[2 - _RECENT_WINDOWS:], (previous.start, previous.time))
         previous.start, previous.time, previous.value, previous.seen = obs.start, obs.time, value, self._seen
-        self._dirty_inputs.add(key)
+        if self._tracking:
+            self._dirty_inputs.add(key)

@@ -128,9 +128,6 @@ class History:
         self.dirty.clear()
         return out
 
-    def mark_dirty(self, rows: Iterable[tuple[str, Labels, int]]) -> None:
-        self.dirty.update(((family, labels), hour) for family, labels, hour in rows)
-
 
 def _matches(labels: Labels, match: Mapping[str, str]) -> bool:
     present = dict(labels)
