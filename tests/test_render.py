@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import subprocess
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -197,6 +198,50 @@ def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it
     assert scrapes.renderings == 2
     assert 'many_total{i="0"} 2.0' in b"".join(bulk).decode()
     assert tail == b"# EOF\n"
+
+
+def test_back_to_back_scrapes_of_a_costly_body_reuse_it_until_its_cost_has_passed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store()
+    store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(10)])
+    tail: list[Metric] = []
+    scrapes = Scrapes(store, lambda: list(tail), Counter())
+    render = scrapes._renderer.families  # what the pacing is about: a rendering forced slow
+
+    def costly(*args: Any) -> list[bytes]:  # 0.3 s of CPU, as 100k series cost
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        return render(*args)
+
+    monkeypatch.setattr(scrapes._renderer, "families", costly)
+
+    async def scenario() -> None:
+        first, _ = await scrapes.body(OPENMETRICS)
+        _add(store, (("i", "0"),), 1.0)
+        paced, _ = await scrapes.body(OPENMETRICS)
+        assert paced is first  # the store changed, but the last body cost 0.3 s a moment ago
+        assert scrapes.renderings == 1
+        await asyncio.sleep(0.4)
+        fresh, _ = await scrapes.body(OPENMETRICS)
+        assert scrapes.renderings == 2
+        assert 'many_total{i="0"} 2.0' in b"".join(fresh).decode()
+        _add(store, (("i", "1"),), 1.0)
+        gauge = Metric("many", "a tail family now named like the bulk one", "gauge")
+        gauge.add_sample("many", {}, 1.0)
+        tail.append(gauge)  # the tail's names decide what the bulk may show: never paced across them
+        await scrapes.body(OPENMETRICS)
+        assert scrapes.renderings == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_value_that_changes_only_its_sign_of_zero_is_rendered_again() -> None:
+    gauge = FamilyMeta("level", Kind.GAUGE, "g", False)
+    renderer = Renderer()
+    shown = [b"".join(renderer.families([FamilySnapshot.of(gauge, [((), value, 0.0)])], TEXT, FamilyNames(),
+                                        Counter())).decode().splitlines()[-1] for value in (0.0, -0.0, 0.0)]
+    assert shown == ["level 0.0", "level -0.0", "level 0.0"]  # `==` cannot tell them apart; the chunk must
 
 
 def test_json_answers_never_carry_nan_or_infinity() -> None:

@@ -20,10 +20,12 @@ Prometheus can place the start of a series that appears with its whole value.
 
 from __future__ import annotations
 
+import marshal
 import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -80,31 +82,41 @@ def tail_names(metrics: Iterable[Metric]) -> list[tuple[str, Kind]]:
 
 
 SERIES_PER_CHUNK = 1024  # series rendered, encoded and reused together
-_PAIRS_LIMIT = 65_536  # rendered `name="value"` pairs kept; bounded whatever the cardinality
-_name = itemgetter(0)
+_FORMS_LIMIT = 4096  # label-name tuples known (their template, or invalid); bounded whatever the cardinality
+_name, _value = itemgetter(0), itemgetter(1)
+
+
+def _exact(numbers: list[Any]) -> bytes:
+    """What a chunk remembers of its numbers to tell a change exactly: their marshal form (version 2:
+    no back-references), 9 bytes a float where a list holds a pointer and a float object, and faithful
+    where `==` is not: -0.0 and 0.0, 3 and 3.0 render differently."""
+    return marshal.dumps(numbers, 2)
 
 
 @dataclass(slots=True)
 class _Chunk:
     """A run of one family's series as last rendered: reused whole while the same series hold the
-    same values (three list comparisons, in C), so a scrape after a few changes renders a few chunks."""
+    same values (comparisons in C), so a scrape after a few changes renders a few chunks."""
 
     labels: list[Labels]
-    values: list[Any]
-    created: list[float]
+    values: bytes
+    created: bytes
     data: bytes
     omitted: Counter[str]
 
 
 class Renderer:
-    """Renders snapshots; one instance per process, so unchanged runs of series are not rendered again
-    and label pairs that repeat (job, model, type, user…) are formatted once. What it keeps is the
-    body itself (as chunks), and a bounded memo of pairs. Safe to use from two threads at once, one per
-    format: each format keeps its own chunks; the shared memos are only added to or cleared."""
+    """Renders snapshots; one instance per process, so unchanged runs of series are not rendered again.
+    What it keeps is the body itself (as chunks, each with what it was made from, compactly), and a
+    bounded memo of label-name tuples (valid or not, and their template). Safe to use from two threads at once, one per
+    format: each format keeps its own chunks; the shared memo is only added to or cleared.
+
+    A chunk is rendered a column at a time where Python allows (one check and one template per
+    distinct tuple of label names, C-level maps, lines built in comprehensions): no Python call per
+    series or per label pair, which a first render of 100k series is mostly made of."""
 
     def __init__(self) -> None:
-        self._pairs: dict[tuple[str, str], str] = {}
-        self._names: set[str] = set()  # label names known valid and unreserved
+        self._forms: dict[tuple[str, ...], str | None] = {}  # label names in order -> template, None if invalid
         self._chunks: dict[tuple[Format, str, Kind], list[_Chunk]] = {}
 
     def forget(self, fmt: Format) -> None:
@@ -112,33 +124,33 @@ class Renderer:
         for key in [key for key in self._chunks if key[0] is fmt]:
             del self._chunks[key]
 
-    def _label_text(self, labels: Labels) -> str | None:
-        """`{a="x",b="y"}` ('' for none); None when a name is not a valid, unreserved label name or
-        comes twice."""
-        if not labels:
-            return ""
-        if not (self._names.issuperset(map(_name, labels)) or self._learn(labels)) \
-                or len(dict(labels)) != len(labels):
-            return None
-        pairs = self._pairs
-        return "{" + ",".join([pairs.get(pair) or self._pair(pair) for pair in labels]) + "}"
+    def _label_texts(self, labels: list[Labels]) -> list[str | None]:
+        """Each label set as `{a="x",b="y"}` ('' for none); None where a name is not a valid,
+        unreserved label name or comes twice. The series of a chunk nearly always share their label
+        names: each distinct tuple of names is checked once and becomes a %-template for the values."""
+        shapes = list(map(tuple, map(map, repeat(_name), labels)))
+        forms = {shape: self._form(shape) for shape in set(shapes)}
+        values: list[tuple[str, ...]] = list(map(tuple, map(map, repeat(_value), labels)))
+        blob = "".join(chain.from_iterable(values))
+        if "\\" in blob or '"' in blob or "\n" in blob:  # rarely: escape only then
+            values = [tuple(map(escape_value, each)) for each in values]
+        if len(forms) == 1:
+            (form,) = forms.values()
+            return list(map(form.__mod__, values)) if form is not None else [None] * len(labels)
+        return [None if (form := forms[shape]) is None else form % each
+                for shape, each in zip(shapes, values, strict=True)]
 
-    def _pair(self, pair: tuple[str, str]) -> str:
-        text = f'{pair[0]}="{escape_value(pair[1])}"'
-        if len(self._pairs) >= _PAIRS_LIMIT:
-            self._pairs.clear()  # crude but bounded; what repeats comes back at once
-        self._pairs[pair] = text
-        return text
-
-    def _learn(self, labels: Labels) -> bool:
-        """Whether every name is a valid, unreserved label name; the valid ones are remembered."""
-        fresh = {name for name, _ in labels} - self._names
-        if not all(map(is_label_name, fresh)):
-            return False
-        if len(self._names) + len(fresh) > _PAIRS_LIMIT:
-            self._names.clear()
-        self._names.update(fresh)
-        return True
+    def _form(self, shape: tuple[str, ...]) -> str | None:
+        """The %-template of a tuple of label names (`{a="%s",b="%s"}`), or None when one is not a valid,
+        unreserved label name (no `%`, `{` or `"` can reach a template) or comes twice."""
+        if shape in self._forms:
+            return self._forms[shape]
+        if len(self._forms) >= _FORMS_LIMIT:
+            self._forms.clear()  # crude but bounded; what repeats comes back at once
+        valid = len(set(shape)) == len(shape) and all(map(is_label_name, shape))
+        form = self._forms[shape] = ("{" + ",".join(f'{name}="%s"' for name in shape) + "}" if shape else "") \
+            if valid else None
+        return form
 
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
                  omitted: Counter[str]) -> list[bytes]:
@@ -170,47 +182,47 @@ class Renderer:
     def _chunk(self, before: _Chunk | None, family: FamilySnapshot, start: int, name: str, fmt: Format) -> _Chunk:
         end = start + SERIES_PER_CHUNK
         labels, values, created = family.labels[start:end], family.values[start:end], family.created[start:end]
-        if before is not None and before.values == values and before.labels == labels and before.created == created:
+        seen_values, seen_created = _exact(values), _exact(created)
+        if before is not None and before.values == seen_values and before.labels == labels \
+                and before.created == seen_created:
             return before
         kind = family.meta.kind
         render = (self._histograms if kind is Kind.HISTOGRAM else
-                  self._counters if kind is Kind.COUNTER else self._gauges)
-        out: list[str] = []
+                  self._counters if kind is Kind.COUNTER else _gauges)
+        texts = self._label_texts(labels)
         omitted: Counter[str] = Counter()
-        render(out, name, zip(labels, values, created, strict=True), fmt, omitted)
-        return _Chunk(labels, values, created, "".join(out).encode("utf-8", "replace"), omitted)
+        invalid = texts.count(None)
+        if invalid:
+            omitted["invalid_label_name"] = invalid
+        lines = render(name, texts, values, created, fmt, omitted=omitted)
+        return _Chunk(labels, seen_values, seen_created, "".join(lines).encode("utf-8", "replace"), omitted)
 
-    def _gauges(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], _: Format,
-                omitted: Counter[str]) -> None:
-        label_text, append = self._label_text, out.append
-        for labels, value, _created in samples:
-            text = label_text(labels)
-            if text is None:
-                omitted["invalid_label_name"] += 1
-                continue
-            append(f"{name}{text} {repr(value) if value - value == 0 else value_text(value)}\n")
-
-    def _counters(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]], fmt: Format,
-                  omitted: Counter[str]) -> None:
-        label_text, append = self._label_text, out.append
+    @staticmethod
+    def _counters(name: str, texts: list[str | None], values: list[Any], created: list[float], fmt: Format, *,
+                  omitted: Counter[str]) -> list[str]:
         total = name + "_total" if fmt.openmetrics else name
-        created_name = name + "_created"
-        for labels, value, created in samples:
-            text = label_text(labels)
-            if text is None or not 0 <= value < math.inf:  # also false for NaN
-                omitted["invalid_label_name" if text is None else "invalid_counter"] += 1
-                continue
-            if fmt.openmetrics and created > 0:
-                append(f"{total}{text} {value!r}\n{created_name}{text} {value_text(created)}\n")
-            else:
-                append(f"{total}{text} {value!r}\n")
+        inf = math.inf
+        if fmt.openmetrics:
+            created_name = name + "_created"
+            stamps = {stamp: value_text(stamp) for stamp in set(created) if stamp > 0}  # series share them
+            out = [f"{total}{text} {value!r}\n{created_name}{text} {stamps[stamp]}\n" if stamp > 0
+                        else f"{total}{text} {value!r}\n"
+                   for text, value, stamp in zip(texts, values, created, strict=True)
+                   if text is not None and 0 <= value < inf]  # the range is also false for NaN
+        else:
+            out = [f"{total}{text} {value!r}\n" for text, value in zip(texts, values, strict=True)
+                   if text is not None and 0 <= value < inf]
+        refused = len(texts) - texts.count(None) - len(out)
+        if refused:
+            omitted["invalid_counter"] += refused
+        return out
 
-    def _histograms(self, out: list[str], name: str, samples: Iterable[tuple[Labels, Any, float]],
-                    fmt: Format, omitted: Counter[str]) -> None:
-        for labels, value, created in samples:
-            text = self._label_text(labels)
+    @staticmethod
+    def _histograms(name: str, texts: list[str | None], values: list[Any], created: list[float], fmt: Format, *,
+                    omitted: Counter[str]) -> list[str]:
+        out: list[str] = []
+        for text, value, stamp in zip(texts, values, created, strict=True):
             if text is None:
-                omitted["invalid_label_name"] += 1
                 continue
             prefix = text[:-1] + "," if text else "{"
             out.extend(f'{name}_bucket{prefix}le="{le}"}} {cumulative}\n'
@@ -223,8 +235,9 @@ class Renderer:
                 out.append(f"{name}_count{text} {count}\n{name}_sum{text} {value_text(total)}\n")
             else:
                 omitted["openmetrics_histogram_sum"] += 1
-            if created > 0:
-                out.append(f"{name}_created{text} {value_text(created)}\n")
+            if stamp > 0:
+                out.append(f"{name}_created{text} {value_text(stamp)}\n")
+        return out
 
     @staticmethod
     def tail(metrics: list[Metric], fmt: Format) -> bytes:
@@ -235,6 +248,12 @@ class Renderer:
         if fmt.openmetrics:
             return om_exposition.generate_latest(registry)
         return text_exposition.generate_latest(registry)
+
+
+def _gauges(name: str, texts: list[str | None], values: list[Any], _created: list[float], _fmt: Format, *,
+            omitted: Counter[str]) -> list[str]:  # one signature for the three kinds
+    return [f"{name}{text} {value!r}\n" if value - value == 0 else f"{name}{text} {value_text(value)}\n"
+            for text, value in zip(texts, values, strict=True) if text is not None]
 
 
 class _Fixed:

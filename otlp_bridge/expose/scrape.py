@@ -1,15 +1,25 @@
 """/metrics bodies: one rendering per format shared by every scrape that arrives while it runs, and
 reused while the store's `version` has not moved, so N concurrent scrapes cost one snapshot and one
 rendering, not N. The store's families (the bulk: every series) are snapshotted on the loop in chunks
-and rendered in a worker thread; the few derived and self families are rendered fresh each scrape."""
+and rendered in a worker thread; the few derived and self families are rendered fresh each scrape.
+
+Pacing: a rendering holds the GIL, so scrapes back-to-back at a large store would take the CPU the
+event loop needs for exports. A body that cost D CPU seconds to make (snapshot and render) is reused
+while the store changes until D seconds have passed since it was made, when D is at least
+PACE_FLOOR_SECONDS (small stores always answer fresh): renderings of one format then take at most
+about half the process, whatever the scrapers do. The staleness this allows is bounded: a scrape
+shows the store as it was at most 2·D before (≈ 0.5 s at 100k series), the order of one scrape's
+own duration; Prometheus scrapes every 15-60 s and never notices."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client.metrics_core import Metric
@@ -23,10 +33,31 @@ from otlp_bridge.translate.naming import FamilyNames
 
 log = logging.getLogger(__name__)
 
+PACE_FLOOR_SECONDS = 0.05  # a body cheaper than this (CPU) is never reused once the store has changed
 WRITE_CHUNK = 1024 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds one at most
 IDLE_FORMAT_SECONDS = 600.0  # a format nobody scraped for this long gives back its memory (its body)
 _DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
-Key = tuple[int, tuple[tuple[str, Kind], ...]]
+Key = tuple[int, tuple[tuple[str, Kind], ...]]  # the store's version, the names the tail takes
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    key: Key
+    chunks: list[bytes]
+    made: float  # time.monotonic() when done
+    cost: float  # CPU seconds it took: the snapshot's on the loop, the rendering's in its thread
+
+    def serves(self, key: Key, now: float) -> bool:
+        """Whether a scrape wanting `key` may have this body: the same store, or (pacing) a costly body
+        made less than its cost ago, rendered against the same tail names (no clash can appear)."""
+        return self.key == key or (self.key[1] == key[1] and self.cost >= PACE_FLOOR_SECONDS
+                                   and now - self.made < self.cost)
+
+
+def _timed(render: Callable[[], list[bytes]]) -> tuple[list[bytes], float]:
+    """`render()` and the CPU seconds it took (its thread's own: other threads and processes do not count)."""
+    began = time.thread_time()
+    return render(), time.thread_time() - began
 
 
 class Scrapes:
@@ -35,7 +66,7 @@ class Scrapes:
         self._tail = tail  # derived and self families, computed on the loop per scrape
         self._omitted = omitted  # (endpoint, reason) -> count, shown by the self families
         self._renderer = Renderer()
-        self._bodies: dict[Format, tuple[Key, list[bytes]]] = {}
+        self._bodies: dict[Format, _Body] = {}
         self._pending: dict[Format, asyncio.Future[list[bytes]]] = {}
         self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
         self._logged: frozenset[str] = frozenset()  # reasons last logged: a line when they change, not per scrape
@@ -62,8 +93,8 @@ class Scrapes:
 
     async def _bulk(self, fmt: Format, key: Key) -> list[bytes]:
         cached = self._bodies.get(fmt)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if cached is not None and cached.serves(key, time.monotonic()):
+            return cached.chunks
         pending = self._pending.get(fmt)
         if pending is None:  # else join the rendering under way: it began after this scrape's data
             pending = self._pending[fmt] = asyncio.ensure_future(self._render(fmt, key))
@@ -72,9 +103,13 @@ class Scrapes:
 
     async def _render(self, fmt: Format, key: Key) -> list[bytes]:
         self._bodies.pop(fmt, None)  # stale now: never hold two bodies of one format
+        began = time.thread_time()  # the loop's CPU while it copies (others' work between chunks too)
         snap = await snapshot(self._store)
+        copied = time.thread_time() - began
         omitted: Counter[str] = Counter()
-        body = await asyncio.to_thread(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted)
+        body, rendered = await asyncio.to_thread(
+            _timed, functools.partial(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted))
+        del snap  # the copy goes before the body is kept
         self.renderings += 1
         for reason, count in omitted.items():
             self._omitted["/metrics", reason] += count
@@ -83,7 +118,7 @@ class Scrapes:
             if omitted:
                 log.warning("/metrics left out what it cannot expose validly "
                             "(otlp_bridge_exposition_omitted_total): %s", dict(omitted))
-        self._bodies[fmt] = (key, body)
+        self._bodies[fmt] = _Body(key, body, time.monotonic(), copied + rendered)
         return body
 
     async def respond(self, request: web.Request, fmt: Format) -> web.StreamResponse:
