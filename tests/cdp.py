@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import shutil
 import subprocess
 import tempfile
 import time
@@ -119,7 +120,8 @@ def render(url: str, width: int, height: int = 900, screenshot: Path | None = No
            probe: str | None = None) -> Rendering:
     """Load `url` at `width` × `height` CSS pixels in a fresh headless Chromium; `probe` is a JavaScript
     expression evaluated in the loaded page (its value comes back JSON-shaped)."""
-    with tempfile.TemporaryDirectory() as profile:
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    try:
         process = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
                                     "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -138,3 +140,14 @@ def render(url: str, width: int, height: int = 900, screenshot: Path | None = No
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+    finally:
+        _remove(profile)
+
+
+def _remove(directory: str) -> None:
+    """Chromium's helper processes may still write into the profile a moment after it exits."""
+    for _ in range(50):
+        shutil.rmtree(directory, ignore_errors=True)
+        if not Path(directory).exists():
+            return
+        time.sleep(0.1)
