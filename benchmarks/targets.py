@@ -66,7 +66,8 @@ def _scale(scale: dict[str, Any], slopes: dict[str, float], client_slopes: dict[
                      "stated", True))
     peak = peak_rss_mib(scale)
     limit = memory_limit_mib()
-    rows.append(_row(f"Kubernetes memory limit vs peak RSS at the cap ({scale['cap']['series_sent']:,} series sent)",
+    rows.append(_row(f"Kubernetes memory limit vs peak RSS at the series cap ({scale['cap']['series_sent']:,} sent; "
+                     "with the history cap too: benchmarks/sizing.py)",
                      f"peak {peak:.0f} MiB, limit {limit:.0f} MiB", f"limit ≥ {HEADROOM} × peak",
                      limit >= HEADROOM * peak))
     return rows
