@@ -1,7 +1,7 @@
 """Every target of issue 11 beside the floor, in one run on one machine.
 
-    make bench        # = .venv/bin/python -m benchmarks.run           (≈ 8 minutes)
-    make bench-quick  # = .venv/bin/python -m benchmarks.run --quick   (smaller everything, ≈ 2 minutes)
+    make bench        # = .venv/bin/python -m benchmarks.run           (≈ 4 minutes on 2 shared cores)
+    make bench-quick  # = .venv/bin/python -m benchmarks.run --quick   (smaller everything, ≈ 40 s)
 
 1. Ingest: exports/s, points/s, p50/p99, errors, server CPU per export and peak RSS, for the bridge
    (state persisted, as shipped), the bridge with persistence off, and the floor (decode-only server
