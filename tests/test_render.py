@@ -244,6 +244,27 @@ def test_a_value_that_changes_only_its_sign_of_zero_is_rendered_again() -> None:
     assert shown == ["level 0.0", "level -0.0", "level 0.0"]  # `==` cannot tell them apart; the chunk must
 
 
+@pytest.mark.parametrize("fmt", [TEXT, OPENMETRICS], ids=["text", "openmetrics"])
+def test_uniform_chunks_built_by_columns_equal_the_general_path(fmt: Format, monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [((("a", "x"), ("i", str(i))), i * 0.5, 1763900000.25 + i % 3) for i in range(3000)]
+    families = [FamilySnapshot.of(COUNTER, samples),
+                FamilySnapshot.of(FamilyMeta("level", Kind.GAUGE, "g", False), [((), -0.0, 0.0), ((), 2e-9, 0.0)])]
+    columns = Renderer._columns
+    built: list[bool] = []
+
+    def spy(self: Renderer, *args: Any, **kwargs: Any) -> str | None:
+        text = columns(self, *args, **kwargs)
+        built.append(text is not None)
+        return text
+
+    monkeypatch.setattr(Renderer, "_columns", spy)
+    by_columns = render(families, [], fmt)
+    assert built == [True] * 4  # three runs of the counter and the gauge: every chunk here is uniform
+    monkeypatch.setattr(Renderer, "_columns", lambda *_, **__: None)
+    assert render(families, [], fmt) == by_columns
+    assert parsed(by_columns, fmt) == parsed(reference(families, [], fmt.openmetrics), fmt)
+
+
 def test_json_answers_never_carry_nan_or_infinity() -> None:
     document = {"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": "NaN", "e": 1e308}
     text, replaced = dumps(document)

@@ -14,6 +14,7 @@ own duration; Prometheus scrapes every 15-60 s and never notices."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import logging
 import time
@@ -54,6 +55,25 @@ class _Body:
                                    and now - self.made < self.cost)
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None (another C library). What a rendering frees (the snapshot, each
+    chunk's lines) lies in free heap pages that glibc keeps: ~160 B per series at 100k, and a format's
+    whole body once forgotten (measured: RSS fell by a third of it without, all of it with)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def _give_back_memory() -> None:
+    if _TRIM is not None:
+        _TRIM(0)  # ~1 ms at 100k series
+
+
 def _timed(render: Callable[[], list[bytes]]) -> tuple[list[bytes], float]:
     """`render()` and the CPU seconds it took (its thread's own: other threads and processes do not count)."""
     began = time.thread_time()
@@ -90,6 +110,7 @@ class Scrapes:
                 del self._last_scrape[other]
                 self._bodies.pop(other, None)
                 self._renderer.forget(other)
+                _give_back_memory()
 
     async def _bulk(self, fmt: Format, key: Key) -> list[bytes]:
         cached = self._bodies.get(fmt)
@@ -110,6 +131,7 @@ class Scrapes:
         body, rendered = await asyncio.to_thread(
             _timed, functools.partial(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted))
         del snap  # the copy goes before the body is kept
+        _give_back_memory()
         self.renderings += 1
         for reason, count in omitted.items():
             self._omitted["/metrics", reason] += count
