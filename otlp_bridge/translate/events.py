@@ -112,6 +112,8 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
     cap = policy.max_value_length
     for resource_logs in request.resource_logs:
         resource = resource_view(resource_logs.resource, stamped)
+        keyed = hashlib.blake2b(stamp, digest_size=16)  # every record's input key begins alike
+        keyed.update(resource.serialized)
         resource_who = [(k, v) for k, v in resource.attributes.items() if k not in _STANDARD_RESOURCE]
         who_by_values: dict[tuple[str, ...], Labels] = {}  # the records of one export share a few
         for scope_logs in resource_logs.scope_logs:
@@ -123,7 +125,8 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
                 # Each attribute from its bytes: ~20 per event, most of them repeated from the last one.
                 attributes = dict(map(key_value, _RecordAttributes.FromString(serialized).attributes))
                 name = attributes.get("event.name") or ""
-                body = record.body.string_value if record.body.HasField("string_value") else ""
+                body_value = record.body
+                body = body_value.string_value if body_value.HasField("string_value") else ""
                 if not name and body.startswith(EVENT_PREFIX):
                     name = body[len(EVENT_PREFIX):]
                 if not name or not (body.startswith(EVENT_PREFIX) or "session.id" in attributes):
@@ -134,8 +137,7 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
                     pairs = resource_who + [(key, value) for key, value in zip(WHO, values, strict=True) if value]
                     who = who_by_values[values] = policy.output_labels(tuple(sorted(pairs)), resource.identity)
                 event = Event(str(name), attributes, str(attributes.get("session.id") or ""), who, cap)
-                digest = hashlib.blake2b(stamp, digest_size=16)
-                digest.update(resource.serialized)
+                digest = keyed.copy()
                 digest.update(serialized)
                 time_ns = record.time_unix_nano or record.observed_time_unix_nano
                 labels = _event_labels(who, event.name[:cap])
