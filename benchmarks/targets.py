@@ -18,11 +18,12 @@ HEADROOM = 1.25  # the memory limit over the measured peak: allocator and page-c
 UNITS = {"Ki": 2**-10, "Mi": 1, "Gi": 2**10}
 
 
-def memory_limit_mib(path: Path = DEPLOYMENT) -> float:
+def memory_mib(kind: str = "limits", path: Path = DEPLOYMENT) -> float:
+    """The bridge container's memory `limits` or `requests` in the Deployment, in MiB."""
     (deployment,) = (d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    limit = str(container["resources"]["limits"]["memory"])
-    return float(limit[:-2]) * UNITS[limit[-2:]]
+    quantity = str(container["resources"][kind]["memory"])
+    return float(quantity[:-2]) * UNITS[quantity[-2:]]
 
 
 def _row(target: str, measured: str, goal: str, met: bool | None) -> dict[str, object]:
@@ -65,7 +66,7 @@ def _scale(scale: dict[str, Any], slopes: dict[str, float], client_slopes: dict[
     rows.append(_row("slopes per ×10 clients (log-log)", ", ".join(f"{k} {v}" for k, v in client_slopes.items()),
                      "stated", True))
     peak = peak_rss_mib(scale)
-    limit = memory_limit_mib()
+    limit = memory_mib()
     rows.append(_row(f"Kubernetes memory limit vs peak RSS at the series cap ({scale['cap']['series_sent']:,} sent; "
                      "with the history cap too: benchmarks/sizing.py)",
                      f"peak {peak:.0f} MiB, limit {limit:.0f} MiB", f"limit ≥ {HEADROOM} × peak",
