@@ -13,7 +13,7 @@ import pytest
 
 from otlp_bridge.app import Bridge
 from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Observation, Temporality, input_key
-from otlp_bridge.store import journal, persist, series_chunks
+from otlp_bridge.store import journal, series_chunks
 from otlp_bridge.store.accumulator import Limits, Store, Uptime, snapshot_series
 from otlp_bridge.store.history import History
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
@@ -300,9 +300,22 @@ def test_acknowledged_commits_survive_in_the_journal_and_a_torn_tail_is_cut_off(
     segment = _journaled_then_crashed(tmp_path, [1.0, 2.0, 4.0])
     with segment.open("ab") as torn:  # a record the crash interrupted: its header promises more than is there
         torn.write((500).to_bytes(4, "little") + b"\x01\x02\x03\x04" + b"partial")
+    size = segment.stat().st_size
     assert _restored_total(tmp_path) == 7.0
-    assert not segment.exists()  # replayed into SQLite, then deleted
-    assert _restored_total(tmp_path) == 7.0  # and not replayed twice
+    assert segment.stat().st_size == size - 4 - 4 - len(b"partial")  # the torn record is cut off the file
+    assert _restored_total(tmp_path) == 7.0  # no checkpoint since: replayed again on the same one, not added twice
+
+
+def test_a_second_crash_before_any_checkpoint_replays_both_journals_in_order(tmp_path: Path) -> None:
+    _journaled_then_crashed(tmp_path, [1.0, 2.0])
+    state = SqliteState(tmp_path)
+    state.open()
+    store = Store(backing=state)
+    state.load_into(store, series_ttl=0, now=0)
+    store.apply([_obs("a", 10, 11, 4.0, Temporality.DELTA), _obs("a", 0, 1, 1.0, Temporality.DELTA)])  # + a retry
+    asyncio.run(state.commit(store, state.changed()))
+    state.close()  # killed again before the first checkpoint
+    assert _restored_total(tmp_path) == 7.0
 
 
 def test_damage_inside_the_journal_refuses_to_start(tmp_path: Path) -> None:

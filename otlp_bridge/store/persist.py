@@ -7,7 +7,7 @@ row on the way: a checkpoint (every maintenance interval, on shutdown, or when t
 large) takes the rows changed since the last one (`Store.take_dirty`, each row once however often it
 changed) at the same instant as it closes the journal segment, writes them into SQLite in a worker
 thread, records which segments they cover and deletes those. Start-up loads the checkpoint and
-replays the journal's `apply` calls on it (`Store.replay`), then checkpoints at once. This is the
+replays the journal's `apply` calls on it (`Store.replay`); the next checkpoint covers them. This is the
 Prometheus TSDB's WAL (records of what was appended) + checkpoint, with SQLite as the checkpoint.
 
 Look-ups of what memory let go of happen on the event loop: first in rows a checkpoint is writing
@@ -313,8 +313,9 @@ class SqliteState:
         return count
 
     def _replay_into(self, store: Store) -> None:
-        """Apply the journal's calls on the checkpoint just loaded, then checkpoint them at once: a
-        restart after a crash costs one replay, and the segments go."""
+        """Apply the journal's calls on the checkpoint just loaded. What they changed is dirty, and the
+        segments stay until the next checkpoint (in the background) covers them: a crash before then
+        replays them again on the same checkpoint."""
         log.info("state: replaying %d apply calls from the journal", len(self._replay))
         try:
             seen = store.replay(self._replay)
@@ -323,10 +324,6 @@ class SqliteState:
         self._replay = []
         if seen > store.uptime():
             store.uptime.resume(seen)
-        assert self._journal is not None
-        following = self._journal.seq
-        self._write_rows(_record(store.take_dirty()), None, following)
-        journal.remove_through(self.path.parent, following - 1)
 
     def _load_into(self, store: Store, series_ttl: float, now: float) -> int:
         assert self._reader is not None
