@@ -7,9 +7,11 @@ A bridge (state persisted, as shipped) grown to each level of live series with t
 point under distinct `file` labels. At each level: the first scrape per format (every new series
 rendered for the first time), then the median of 5 scrapes per format, each after a
 one-point export that changes a series (so the body must really be rendered again), and one scrape
-with nothing changed; wall time, and the server's CPU time (steadier on a shared machine). At the
-last level: RSS and peak RSS (VmHWM) around 40 parallel scrapes per format. Prints a table and
-writes results/exposition.json.
+with nothing changed; wall time, and the server's CPU time (steadier on a shared machine); RSS per
+series over the bridge's RSS before growth (the store plus both formats' kept bodies). At the last
+level: RSS and peak RSS (VmHWM) around 40 parallel scrapes per format. Prints a table and writes
+results/exposition.json. Scrapes after a change wait out the pacing first (expose/scrape.py: a costly
+body is reused for as long as it took), or they would time a reused body.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from benchmarks.loadgen import distinct_series_request
 
 FORMATS = {"text": "text/plain", "openmetrics": "application/openmetrics-text; version=1.0.0"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+PACING_PAUSE = 1.0  # seconds before each change: more than any rendering here costs
 
 
 def _change(n: int) -> bytes:
@@ -61,6 +64,7 @@ async def _run(tree: Path, levels: list[int], parallel: int) -> dict[str, object
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
             have = 0
+            baseline_rss = server.rss_mib()
             for level in levels:
                 for first in range(have, level, 5000):
                     async with session.post(ingest, data=distinct_series_request(first, min(5000, level - first)),
@@ -75,6 +79,7 @@ async def _run(tree: Path, levels: list[int], parallel: int) -> dict[str, object
                 for name, accept in FORMATS.items():
                     times, cpu = [], []
                     for _ in range(5):
+                        await asyncio.sleep(PACING_PAUSE)
                         async with session.post(ingest, data=_change(changes), headers=PROTOBUF) as response:
                             assert response.status == 200
                         changes += 1
@@ -86,9 +91,11 @@ async def _run(tree: Path, levels: list[int], parallel: int) -> dict[str, object
                     row[f"{name}_cpu_s"] = round(statistics.median(cpu), 3)
                     row[f"{name}_unchanged_s"] = round((await _scrape(session, metrics_url, accept))[0], 3)
                     row[f"{name}_mib"] = round(size / 2**20, 1)
+                row["rss_per_series_bytes"] = round((server.rss_mib() - baseline_rss) * 2**20 / level)
                 rows.append(row)
                 print(row, flush=True)
             for name, accept in FORMATS.items():
+                await asyncio.sleep(PACING_PAUSE)
                 async with session.post(ingest, data=_change(changes), headers=PROTOBUF) as response:
                     assert response.status == 200
                 changes += 1

@@ -2,8 +2,9 @@
 
 prometheus_client's generic exposition builds a Sample object per series and formats labels afresh
 each scrape; at 100k series that is most of a scrape (2.2 s for OpenMetrics). This renders the same
-families from plain lists, remembers each label set's rendered form, and reuses each run of series
-whose values have not changed since the last rendering. Both formats parse exactly like
+families from plain lists, a run of series at a time and, for the usual run (same label names, plain
+numbers), a column at a time in C loops; it reuses each run whose series and values have not changed
+since the last rendering. Both formats parse exactly like
 prometheus_client's own exposition (tests/test_render.py) and pass `promtool check metrics`.
 
 Rendering is total: whatever the snapshot holds, the output is valid. What a format cannot carry is
@@ -108,12 +109,14 @@ class _Chunk:
 class Renderer:
     """Renders snapshots; one instance per process, so unchanged runs of series are not rendered again.
     What it keeps is the body itself (as chunks, each with what it was made from, compactly), and a
-    bounded memo of label-name tuples (valid or not, and their template). Safe to use from two threads at once, one per
-    format: each format keeps its own chunks; the shared memo is only added to or cleared.
+    bounded memo of label-name tuples (valid or not, and their template). Safe to use from two threads
+    at once, one per format: each format keeps its own chunks; the shared memo is only added to or
+    cleared.
 
-    A chunk is rendered a column at a time where Python allows (one check and one template per
-    distinct tuple of label names, C-level maps, lines built in comprehensions): no Python call per
-    series or per label pair, which a first render of 100k series is mostly made of."""
+    No Python call per series or per label pair (what a first render of 100k series used to be made
+    of): a tuple of label names is checked once and becomes a template; a uniform chunk is built by
+    columns (`_columns`), any other by comprehensions over its label texts (`_label_texts`). First
+    render at 100k series: 0.12 s text, 0.18 s OpenMetrics of CPU (it was 0.42 and 0.56)."""
 
     def __init__(self) -> None:
         self._forms: dict[tuple[str, ...], str | None] = {}  # label names in order -> template, None if invalid

@@ -6,10 +6,11 @@ and rendered in a worker thread; the few derived and self families are rendered 
 Pacing: a rendering holds the GIL, so scrapes back-to-back at a large store would take the CPU the
 event loop needs for exports. A body that cost D CPU seconds to make (snapshot and render) is reused
 while the store changes until D seconds have passed since it was made, when D is at least
-PACE_FLOOR_SECONDS (small stores always answer fresh): renderings of one format then take at most
-about half the process, whatever the scrapers do. The staleness this allows is bounded: a scrape
-shows the store as it was at most 2·D before (≈ 0.5 s at 100k series), the order of one scrape's
-own duration; Prometheus scrapes every 15-60 s and never notices."""
+PACE_FLOOR_SECONDS (stores below ~50k series, and re-renders that reuse most chunks, always answer
+fresh): renderings of one format then take at most about half the process, whatever the scrapers
+do. The staleness this allows is bounded: a scrape shows the store as it was at most 2·D before
+(a full rendering of 100k series costs D ≈ 0.2 s), the order of one scrape's own duration;
+Prometheus scrapes every 15-60 s and never notices."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from otlp_bridge.translate.naming import FamilyNames
 
 log = logging.getLogger(__name__)
 
-PACE_FLOOR_SECONDS = 0.05  # a body cheaper than this (CPU) is never reused once the store has changed
+PACE_FLOOR_SECONDS = 0.1  # a body cheaper than this (CPU) is never reused once the store has changed
 WRITE_CHUNK = 1024 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds one at most
 IDLE_FORMAT_SECONDS = 600.0  # a format nobody scraped for this long gives back its memory (its body)
 _DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
