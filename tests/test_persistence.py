@@ -13,7 +13,8 @@ import pytest
 
 from otlp_bridge.app import Bridge
 from otlp_bridge.series import FamilyMeta, HistogramValue, Kind, Observation, Temporality, input_key
-from otlp_bridge.store import journal, series_chunks
+from otlp_bridge.store import chunks as on_disk
+from otlp_bridge.store import journal
 from otlp_bridge.store.accumulator import Limits, Store, Uptime, snapshot_series
 from otlp_bridge.store.history import History
 from otlp_bridge.store.persist import DB_NAME, SqliteState, StateError
@@ -347,7 +348,7 @@ def test_series_in_chunks_are_rewritten_where_they_changed_and_removed_when_gone
     asyncio.run(state.flush(store))
     assert state._writer is not None
     chunks = dict(state._writer.execute("SELECT chunk, data FROM series_chunks"))
-    assert len(chunks) > series_chunks.CHUNKS // 2  # spread over many chunks
+    assert len(chunks) > on_disk.CHUNKS // 2  # spread over many chunks
     gauge = FamilyMeta("g", Kind.GAUGE, "help", monotonic=False)
     store.apply([Observation(COUNTER, input_key("c_total", 7), (("n", "7"),), Temporality.DELTA, 1, 2, 1.0),
                  Observation(gauge, input_key("g"), (("k", "v"),), Temporality.LAST_VALUE, 0, 1, 1.0)])
@@ -355,7 +356,7 @@ def test_series_in_chunks_are_rewritten_where_they_changed_and_removed_when_gone
     store.apply([Observation(gauge, input_key("g"), (("k", "v"),), Temporality.LAST_VALUE, 0, 2, None)])
     asyncio.run(state.flush(store))
     after = dict(state._writer.execute("SELECT chunk, data FROM series_chunks WHERE family = 'c_total'"))
-    assert [chunk for chunk in chunks if chunks[chunk] != after[chunk]] == [series_chunks.chunk_of((("n", "7"),))]
+    assert [chunk for chunk in chunks if chunks[chunk] != after[chunk]] == [on_disk.chunk_of((("n", "7"),))]
     assert state._writer.execute("SELECT count(*) FROM series_chunks WHERE family = 'g'").fetchone() == (0,)
     state.close()
     again = SqliteState(tmp_path)
@@ -366,7 +367,7 @@ def test_series_in_chunks_are_rewritten_where_they_changed_and_removed_when_gone
     again.close()
 
 
-def test_a_version_3_file_with_a_row_per_series_is_migrated_to_chunks(tmp_path: Path) -> None:
+def test_a_version_3_file_with_a_row_per_series_and_bucket_is_migrated_to_chunks(tmp_path: Path) -> None:
     state = SqliteState(tmp_path)
     state.open()
     assert state._writer is not None
@@ -376,18 +377,23 @@ def test_a_version_3_file_with_a_row_per_series_is_migrated_to_chunks(tmp_path: 
     db.execute("CREATE TABLE images (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
     db.execute("INSERT INTO families VALUES ('c_total', 'counter', 'help', 1)")
     db.execute("INSERT INTO series VALUES ('c_total', '[[\"job\",\"x\"]]', '[5.5,0.0]', 10.0, 3.0)")
+    db.execute("CREATE TABLE history (family TEXT NOT NULL, labels TEXT NOT NULL, hour INTEGER NOT NULL, "
+               "value REAL NOT NULL, PRIMARY KEY (family, labels, hour)) WITHOUT ROWID")
+    db.executemany("INSERT INTO history VALUES ('c_total', '[[\"job\",\"x\"]]', ?, ?)",
+                   [(400_000, 1.5), (400_001, 4.0)])
     db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
     state.close()
     again = SqliteState(tmp_path)
     again.open()
-    restored = Store(backing=again)
+    restored = Store(backing=again, history=History({"c_total"}, UTC))
     assert again.load_into(restored, series_ttl=0, now=0) == 1
+    assert restored.history is not None
+    assert restored.history.buckets == {("c_total", (("job", "x"),)): {400_000: 1.5, 400_001: 4.0}}
     series = restored.families["c_total"].series[(("job", "x"),)]
     assert (series.value, series.updated, series.created) == (5.5, 10.0, 3.0)
     assert again._reader is not None
     tables = {name for (name,) in again._reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "series" not in tables
-    assert "images" not in tables
+    assert not tables & {"series", "images", "history"}
     again.close()
 
 

@@ -70,11 +70,11 @@ class History:
         if self.size > self.max_buckets:
             self.evicted += len(self._drop(self._oldest(self.size - self.max_buckets * 9 // 10)))
 
-    def restore(self, family: str, labels: Labels, hour: int, value: float) -> None:
+    def restore(self, family: str, labels: Labels, hours: dict[int, float]) -> None:
+        """Put back one series' hours (at start-up)."""
         per_hour = self.buckets.setdefault((family, labels), {})
-        if hour not in per_hour:
-            self.size += 1
-        per_hour[hour] = value
+        self.size += len(hours.keys() - per_hour.keys())
+        per_hour.update(hours)
 
     def total(self, family: str, start: float, end: float, match: Mapping[str, str] | None = None) -> float:
         """Sum of a family's increases filed in [start, end) (Unix seconds; hour resolution), over the

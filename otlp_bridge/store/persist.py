@@ -25,12 +25,13 @@ import marshal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from otlp_bridge.series import FamilyMeta, Kind, Labels, intern_labels
-from otlp_bridge.store import journal, series_chunks
+from otlp_bridge.store import chunks, journal
 from otlp_bridge.store.accumulator import (
     Dirty,
     HistoryRows,
@@ -46,7 +47,7 @@ from otlp_bridge.store.statedir import StateGuard
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "bridge.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,14 +58,13 @@ CREATE TABLE IF NOT EXISTS series_chunks (
 CREATE TABLE IF NOT EXISTS inputs (
     key BLOB PRIMARY KEY, state TEXT NOT NULL, seen REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inputs_seen ON inputs (seen);
-CREATE TABLE IF NOT EXISTS history (
-    family TEXT NOT NULL, labels TEXT NOT NULL, hour INTEGER NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (family, labels, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_chunks (
+    family TEXT NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (family, chunk)) WITHOUT ROWID;
 """
 # Version 1 kept budget spend in an internal counter per scope and day, and no creation times.
 # Version 2 kept input state as JSON text; version 3 writes it as a marshal blob and reads both.
 # Version 3 kept a row per series (JSON labels and value) and an image of them after a clean stop;
-# version 4 keeps them in chunks (store/series_chunks.py).
+# version 4 keeps them in chunks (store/chunks.py); version 5 the hourly history too (a row per bucket before).
 # Journal records: `(LOG, [apply calls])`; before, each was a commit's row images (still replayed).
 _V1_SPEND = "otlp_bridge_internal_spend_usd_total"
 _MARSHAL_VERSION = 4  # stable since Python 3.4
@@ -124,6 +124,17 @@ class _Rows:
 
     def update(self, newer: _Rows) -> None:
         self.merge((newer.families, newer.series, newer.inputs, newer.history))
+
+
+def _rewrite(db: sqlite3.Connection, table: str, by_chunk: dict[tuple[str, int], list[tuple[Labels, Any]]],
+             apply: Callable[[chunks.Entry | None, Labels, Any], chunks.Entry | None]) -> None:
+    for (name, chunk), changed in by_chunk.items():
+        held = db.execute(f"SELECT data FROM {table} WHERE family = ? AND chunk = ?", (name, chunk)).fetchone()
+        data = chunks.merged(None if held is None else held[0], changed, apply)
+        if data is None:
+            db.execute(f"DELETE FROM {table} WHERE family = ? AND chunk = ?", (name, chunk))
+        else:
+            db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (name, chunk, data))
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
@@ -203,29 +214,34 @@ class SqliteState:
         row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] in ("1", "2", "3"):  # version 2's input state (JSON text) is still read as it is
-            self._migrate_series_rows(v1=row[0] == "1")
+        elif row[0] in ("1", "2", "3", "4"):  # version 2's input state (JSON text) is still read as it is
+            self._migrate_rows(v1=row[0] == "1")
         elif row[0] != str(SCHEMA_VERSION):
             raise StateError(self._unusable(f"schema version {row[0]}, this bridge reads {SCHEMA_VERSION}"))
 
-    def _migrate_series_rows(self, *, v1: bool) -> None:
-        """A row per series becomes chunks, in one transaction. From version 1, budget spend (kept per
-        scope and day, with no per-series history to become) is dropped: budgets count from the upgrade
-        on (the README says so)."""
+    def _migrate_rows(self, *, v1: bool) -> None:
+        """Rows per series and per history bucket become chunks, in one transaction. From version 1,
+        budget spend (kept per scope and day, with no per-series history to become) is dropped:
+        budgets count from the upgrade on (the README says so)."""
         assert self._writer is not None
         db = self._writer
         db.execute("BEGIN IMMEDIATE")
         try:
-            created = any(row[1] == "created" for row in db.execute("PRAGMA table_info(series)"))
-            rows: dict[tuple[str, Labels], SeriesRow] = {
-                (family, _labels(labels)): (json.loads(value), updated, born)
-                for family, labels, value, updated, born in db.execute(
-                    f"SELECT family, labels, value, updated, {'created' if created else '0'} FROM series")
-                if not (v1 and family == _V1_SPEND)}
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "series" in tables:
+                created = any(row[1] == "created" for row in db.execute("PRAGMA table_info(series)"))
+                self._write_series(db, {
+                    (family, _labels(labels)): (json.loads(value), updated, born)
+                    for family, labels, value, updated, born in db.execute(
+                        f"SELECT family, labels, value, updated, {'created' if created else '0'} FROM series")
+                    if not (v1 and family == _V1_SPEND)})
+                db.execute("DROP TABLE series")
+            if "history" in tables:
+                self._write_history(db, {(family, _labels(labels), hour): value
+                                         for family, labels, hour, value in db.execute("SELECT * FROM history")})
+                db.execute("DROP TABLE history")
             if v1:
                 db.execute("DELETE FROM families WHERE name = ?", (_V1_SPEND,))
-            self._write_series(db, rows)
-            db.execute("DROP TABLE series")
             db.execute("DROP TABLE IF EXISTS images")
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
             db.execute("COMMIT")
@@ -336,7 +352,7 @@ class SqliteState:
             restored = by_family.get(family)
             if restored is None:
                 raise StateError(self._unusable(f"series of family {family!r}, which the file does not define"))
-            for labels, snap, updated, created in series_chunks.entries(data):
+            for labels, snap, updated, created in chunks.entries(data):
                 if updated >= since:
                     restored[labels] = series_from_snapshot(snap, updated, created)
                     count += 1
@@ -345,8 +361,9 @@ class SqliteState:
         for name, meta in metas.items():
             store.restore(meta, by_family[name])
         if store.history is not None:
-            for family, labels, hour, value in self._reader.execute("SELECT * FROM history"):
-                store.history.restore(family, _labels(labels), hour, value)
+            for family, data in self._reader.execute("SELECT family, data FROM history_chunks"):
+                for labels, hours in chunks.entries(data):
+                    store.history.restore(family, labels, hours)
         (seen,) = self._reader.execute("SELECT max(seen) FROM inputs").fetchone()
         if seen is not None:
             store.uptime.resume(seen)
@@ -363,8 +380,8 @@ class SqliteState:
                 return None if row is None else series_from_snapshot(*row)
         assert self._reader is not None
         row = self._reader.execute("SELECT data FROM series_chunks WHERE family = ? AND chunk = ?",
-                                   (family, series_chunks.chunk_of(labels))).fetchone()
-        found = None if row is None else series_chunks.find(row[0], labels)
+                                   (family, chunks.chunk_of(labels))).fetchone()
+        found = None if row is None else chunks.find(row[0], labels)
         return None if found is None else series_from_snapshot(*found[1:])
 
     def load_input(self, key: bytes) -> InputState | None:
@@ -400,11 +417,7 @@ class SqliteState:
             db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?)",
                            [(key, marshal.dumps(row, _MARSHAL_VERSION), row[4])  # type: ignore[arg-type]
                             for key, row in rows.inputs.items()])
-            db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
-                           [(f, _dump(labels), hour, v) for (f, labels, hour), v in rows.history.items()
-                            if v is not None])
-            db.executemany("DELETE FROM history WHERE family = ? AND labels = ? AND hour = ?",
-                           [(f, _dump(labels), hour) for (f, labels, hour), v in rows.history.items() if v is None])
+            self._write_history(db, rows.history)
             if prune is not None:
                 db.execute("DELETE FROM inputs WHERE seen < ?", (prune.inputs_seen_before,))
                 # By count as well as age: the newest `max_inputs` stay (a live stream is always among them).
@@ -429,16 +442,23 @@ class SqliteState:
     @staticmethod
     def _write_series(db: sqlite3.Connection, rows: dict[tuple[str, Labels], SeriesRow]) -> None:
         """Each chunk holding a changed series, rewritten once."""
-        by_chunk: dict[tuple[str, int], list[tuple[Labels, SeriesRow]]] = {}
-        for (name, labels), row in rows.items():
-            by_chunk.setdefault((name, series_chunks.chunk_of(labels)), []).append((labels, row))
-        for (name, chunk), changed in by_chunk.items():
-            held = db.execute("SELECT data FROM series_chunks WHERE family = ? AND chunk = ?", (name, chunk)).fetchone()
-            data = series_chunks.merged(None if held is None else held[0], iter(changed))
-            if data is None:
-                db.execute("DELETE FROM series_chunks WHERE family = ? AND chunk = ?", (name, chunk))
+        _rewrite(db, "series_chunks", chunks.grouped((name, labels, row) for (name, labels), row in rows.items()),
+                 lambda _, labels, row: None if row is None else (labels, *row))
+
+    @staticmethod
+    def _write_history(db: sqlite3.Connection, rows: HistoryRows) -> None:
+        """Each chunk holding a changed hourly bucket, rewritten once."""
+        def apply(entry: chunks.Entry | None, labels: Labels, change: tuple[int, float | None]) -> chunks.Entry | None:
+            hours: dict[int, float] = {} if entry is None else entry[1]
+            hour, value = change
+            if value is None:
+                hours.pop(hour, None)
             else:
-                db.execute("INSERT OR REPLACE INTO series_chunks VALUES (?, ?, ?)", (name, chunk, data))
+                hours[hour] = value
+            return (labels, hours) if hours else None
+
+        _rewrite(db, "history_chunks",
+                 chunks.grouped((name, labels, (hour, value)) for (name, labels, hour), value in rows.items()), apply)
 
     def _build_key_filter(self) -> None:
         """Every input key in the state file (at start-up, off the event loop: ~2 µs a key)."""
