@@ -102,16 +102,19 @@ class Activity:
 
     def derive(self, applied: list[Applied], now: float) -> list[Observation]:
         """Observations for every event the store applied (as `claude_code_events_total` increases)."""
-        batch = _Batch(self.store)
+        batch: _Batch | None = None  # most batches hold no event (metric points, derived series)
+        events = fam.EVENTS.name
         for item in applied:
             event = item.origin
-            if item.family.name != fam.EVENTS.name or not isinstance(event, Event):
+            if not isinstance(event, Event) or item.family.name != events:
                 continue
+            if batch is None:
+                batch = _Batch(self.store)
             self._track_session(batch, event, item.time_ns)
             handler = self._handlers.get(event.name)
             if handler is not None:
                 handler(batch, event, item.time_ns)
-        return batch.out
+        return batch.out if batch is not None else []
 
     # --- sessions ----------------------------------------------------------------------------------
     def _track_session(self, batch: _Batch, event: Event, time_ns: int) -> None:
