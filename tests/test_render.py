@@ -200,15 +200,19 @@ def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it
     assert tail == b"# EOF\n"
 
 
-def test_back_to_back_scrapes_of_a_costly_body_reuse_it_until_its_cost_has_passed(
+def test_a_rendering_that_cost_d_seconds_is_not_followed_by_another_before_pace_times_d(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    from otlp_bridge.expose import scrape  # noqa: PLC0415 - the module, to set its constant
+
+    monkeypatch.setattr(scrape, "PACE", 1.0)
     store = Store()
     store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(10)])
-    tail: list[Metric] = []
-    scrapes = Scrapes(store, lambda: list(tail), Counter())
-    render = scrapes._renderer.families  # what the pacing is about: a rendering forced slow
+    scrapes = Scrapes(store, list, Counter())
+    render = scrapes._renderer.families  # what pacing is about: a rendering forced slow
+    started: list[float] = []
 
-    def costly(*args: Any) -> list[bytes]:  # 0.3 s of CPU, as 100k series cost
+    def costly(*args: Any) -> list[bytes]:  # 0.3 s of CPU, as a full rendering of 100k series costs
+        started.append(time.monotonic())
         end = time.thread_time() + 0.3
         while time.thread_time() < end:
             pass
@@ -218,20 +222,15 @@ def test_back_to_back_scrapes_of_a_costly_body_reuse_it_until_its_cost_has_passe
 
     async def scenario() -> None:
         first, _ = await scrapes.body(OPENMETRICS)
+        made = scrapes._bodies[OPENMETRICS]
+        assert made.cost >= 0.3
+        again, _ = await scrapes.body(OPENMETRICS)
+        assert again is first  # nothing changed: the kept body, at once
         _add(store, (("i", "0"),), 1.0)
-        paced, _ = await scrapes.body(OPENMETRICS)
-        assert paced is first  # the store changed, but the last body cost 0.3 s a moment ago
-        assert scrapes.renderings == 1
-        await asyncio.sleep(0.4)
-        fresh, _ = await scrapes.body(OPENMETRICS)
-        assert scrapes.renderings == 2
-        assert 'many_total{i="0"} 2.0' in b"".join(fresh).decode()
-        _add(store, (("i", "1"),), 1.0)
-        gauge = Metric("many", "a tail family now named like the bulk one", "gauge")
-        gauge.add_sample("many", {}, 1.0)
-        tail.append(gauge)  # the tail's names decide what the bulk may show: never paced across them
-        await scrapes.body(OPENMETRICS)
-        assert scrapes.renderings == 3
+        paced, _ = await asyncio.gather(scrapes.body(OPENMETRICS), scrapes.body(OPENMETRICS))
+        assert started[1] >= made.made + made.cost  # it waited for the pace...
+        assert scrapes.renderings == 2  # ...shared by both scrapes...
+        assert 'many_total{i="0"} 2.0' in b"".join(paced[0]).decode()  # ...and shows the change
 
     asyncio.run(scenario())
 

@@ -4,13 +4,14 @@ rendering, not N. The store's families (the bulk: every series) are snapshotted 
 and rendered in a worker thread; the few derived and self families are rendered fresh each scrape.
 
 Pacing: a rendering holds the GIL, so scrapes back-to-back at a large store would take the CPU the
-event loop needs for exports. A body that cost D CPU seconds to make (snapshot and render) is reused
-while the store changes until D seconds have passed since it was made, when D is at least
-PACE_FLOOR_SECONDS (stores below ~50k series, and re-renders that reuse most chunks, always answer
-fresh): renderings of one format then take at most about half the process, whatever the scrapers
-do. The staleness this allows is bounded: a scrape shows the store as it was at most 2·D before
-(a full rendering of 100k series costs D ≈ 0.2 s), the order of one scrape's own duration;
-Prometheus scrapes every 15-60 s and never notices."""
+event loop needs for exports. A rendering that cost D CPU seconds (snapshot and render) is followed
+by at least PACE·D seconds before the next rendering of its format starts: a scrape that needs a new
+body within that time waits for it (with every scrape that arrives meanwhile, sharing the one
+rendering). Renderings of a format then take at most 1/(1 + PACE) of the process whatever the
+scrapers do, and no answer is ever older than its request: pacing delays, it never serves a stale
+body. The delay is bounded by PACE·D: at 100k series ≈ 0.12 s after a rendering that reused most
+chunks (D ≈ 0.04 s), ≈ 0.6 s after a full one (D ≈ 0.2 s); Prometheus scrapes every 15-60 s and
+never waits. An unchanged store answers at once from the kept body."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from otlp_bridge.translate.naming import FamilyNames
 
 log = logging.getLogger(__name__)
 
-PACE_FLOOR_SECONDS = 0.1  # a body cheaper than this (CPU) is never reused once the store has changed
+PACE = 3.0  # after a rendering that cost D CPU seconds, the next of its format waits until PACE·D have passed
 WRITE_CHUNK = 1024 * 1024  # bytes per write: each waits for the socket, so a slow scraper holds one at most
 IDLE_FORMAT_SECONDS = 600.0  # a format nobody scraped for this long gives back its memory (its body)
 _DERIVED = tuple((name, Kind.GAUGE) for name in sorted(families.DERIVED_GAUGES))
@@ -48,12 +49,6 @@ class _Body:
     chunks: list[bytes]
     made: float  # time.monotonic() when done
     cost: float  # CPU seconds it took: the snapshot's on the loop, the rendering's in its thread
-
-    def serves(self, key: Key, now: float) -> bool:
-        """Whether a scrape wanting `key` may have this body: the same store, or (pacing) a costly body
-        made less than its cost ago, rendered against the same tail names (no clash can appear)."""
-        return self.key == key or (self.key[1] == key[1] and self.cost >= PACE_FLOOR_SECONDS
-                                   and now - self.made < self.cost)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -115,22 +110,26 @@ class Scrapes:
 
     async def _bulk(self, fmt: Format, key: Key) -> list[bytes]:
         cached = self._bodies.get(fmt)
-        if cached is not None and cached.serves(key, time.monotonic()):
+        if cached is not None and cached.key == key:
             return cached.chunks
         pending = self._pending.get(fmt)
         if pending is None:  # else join the rendering under way: it began after this scrape's data
-            pending = self._pending[fmt] = asyncio.ensure_future(self._render(fmt, key))
+            pending = self._pending[fmt] = asyncio.ensure_future(self._render(fmt, key[1]))
             pending.add_done_callback(lambda _: self._pending.pop(fmt, None))
         return await asyncio.shield(pending)  # one scraper hanging up must not cancel the others' body
 
-    async def _render(self, fmt: Format, key: Key) -> list[bytes]:
+    async def _render(self, fmt: Format, seed: tuple[tuple[str, Kind], ...]) -> list[bytes]:
+        last = self._bodies.get(fmt)
+        if last is not None and (wait := last.made + PACE * last.cost - time.monotonic()) > 0:
+            await asyncio.sleep(wait)  # pacing (module docstring)
         self._bodies.pop(fmt, None)  # stale now: never hold two bodies of one format
+        key = (self._store.version, seed)  # after the wait: what the snapshot below starts from
         began = time.thread_time()  # the loop's CPU while it copies (others' work between chunks too)
         snap = await snapshot(self._store)
         copied = time.thread_time() - began
         omitted: Counter[str] = Counter()
         body, rendered = await asyncio.to_thread(
-            _timed, functools.partial(self._renderer.families, snap, fmt, FamilyNames(key[1]), omitted))
+            _timed, functools.partial(self._renderer.families, snap, fmt, FamilyNames(seed), omitted))
         del snap  # the copy goes before the body is kept
         _give_back_memory()
         self.renderings += 1
