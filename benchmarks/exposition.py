@@ -10,8 +10,8 @@ one-point export that changes a series (so the body must really be rendered agai
 with nothing changed; wall time, and the server's CPU time (steadier on a shared machine); RSS per
 series over the bridge's RSS before growth (the store plus both formats' kept bodies). At the last
 level: RSS and peak RSS (VmHWM) around 40 parallel scrapes per format. Prints a table and writes
-results/exposition.json. Scrapes after a change wait out the pacing first (expose/scrape.py: a costly
-body is reused for as long as it took), or they would time a reused body.
+results/exposition.json. Scrapes after a change wait out the pacing first (expose/scrape.py: the next
+rendering waits 3× what the last one cost), or they would time that wait.
 """
 
 from __future__ import annotations
