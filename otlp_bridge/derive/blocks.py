@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 
 from otlp_bridge.families import API_REQUESTS, COST, TOKENS
-from otlp_bridge.store.history import History, local_hour
+from otlp_bridge.store.history import History, hours_between, local_hour
 
 BLOCK_HOURS = 5
 WEEK_HOURS = 7 * 24
@@ -96,15 +96,15 @@ def plan_windows(history: History | None, now: datetime) -> list[PlanWindow]:
     """The open 5-hour block and weekly window of every user with activity in the last `LOOKBACK_HOURS`."""
     if history is None:
         return []
-    first = local_hour(now.timestamp(), now.tzinfo or UTC) - LOOKBACK_HOURS
+    now_hour = local_hour(now.timestamp(), now.tzinfo or UTC)
+    first = now_hour - LOOKBACK_HOURS
     sums: dict[str, dict[str, dict[int, float]]] = {}  # user → field → hour → value
     for family, field_name in ((COST, "cost_usd"), (TOKENS, "tokens"), (API_REQUESTS.name, "requests")):
         for labels, per_hour in history.series(family):
             user = next((v for k, v in labels if k == "user_id"), "")
             into = sums.setdefault(user, {}).setdefault(field_name, {})
-            for hour, value in per_hour.items():
-                if hour >= first:
-                    into[hour] = into.get(hour, 0.0) + value
+            for hour, value in hours_between(per_hour, first, now_hour + 1):
+                into[hour] = into.get(hour, 0.0) + value
     found = []
     for user, fields in sorted(sums.items()):
         hours = {h: HourActivity(fields.get("cost_usd", {}).get(h, 0.0), fields.get("tokens", {}).get(h, 0.0),

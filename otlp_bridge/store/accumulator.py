@@ -584,6 +584,7 @@ class Store:
     def _file_history(self, family: Family, obs: Observation, increase: float) -> None:
         if increase and self.history is not None and family.meta.name in self.history.families:
             self.history.add(family.meta.name, obs.labels, self._filed_ns / 1e9, increase)
+            self._changed_any = True  # period spend shows it (an import files history alone)
 
     def _remove(self, family: Family, labels: Labels) -> None:
         if labels in family.series:

@@ -99,7 +99,7 @@ class History:
                  match: Mapping[str, str] | None) -> Iterator[tuple[int, float]]:
         first, last = local_hour(start, self.tz), local_hour(end, self.tz)
         for _, per_hour in self.series(family, match):
-            yield from ((hour, value) for hour, value in per_hour.items() if first <= hour < last)
+            yield from hours_between(per_hour, first, last)
 
     def prune(self, now: float) -> list[tuple[Key, int]]:
         """Drop buckets past retention; returns what went (persistence deletes it too)."""
@@ -127,6 +127,18 @@ class History:
         out = {(key[0], key[1], hour): buckets.get(key, {}).get(hour) for key, hour in self.dirty}
         self.dirty.clear()
         return out
+
+
+def hours_between(per_hour: dict[int, float], first: int, last: int) -> Iterator[tuple[int, float]]:
+    """A series' buckets in hours [first, last): by the hours of the window when it is the shorter
+    (a day's or a 5-hour window's look-ups into 62 days of buckets), else by the buckets."""
+    if last - first < len(per_hour):
+        for hour in range(first, last):
+            value = per_hour.get(hour)
+            if value is not None:
+                yield hour, value
+    else:
+        yield from ((hour, value) for hour, value in per_hour.items() if first <= hour < last)
 
 
 def _matches(labels: Labels, match: Mapping[str, str]) -> bool:
