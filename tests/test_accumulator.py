@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from datetime import UTC
 
 import pytest
 
@@ -17,6 +18,7 @@ from otlp_bridge.series import (
     input_key,
 )
 from otlp_bridge.store.accumulator import Limits, Store
+from otlp_bridge.store.history import History
 
 COUNTER = FamilyMeta("c_total", Kind.COUNTER, "")
 UPDOWN = FamilyMeta("u", Kind.GAUGE, "", monotonic=False)
@@ -239,9 +241,11 @@ def test_a_family_whose_series_are_all_gone_is_not_exposed() -> None:
 
 
 def test_a_store_without_a_backing_keeps_no_dirty_rows_nor_log_and_bounds_its_inputs() -> None:
-    store = Store(Limits(max_inputs_in_memory=100, input_ttl=0))
+    store = Store(Limits(max_inputs_in_memory=100, input_ttl=0), history=History({COUNTER.name}, UTC))
     store.apply([obs(COUNTER, D, 0, 1, 1.0, session=f"s{i}") for i in range(1000)])
     assert value(store, COUNTER) == 1000.0
+    assert store.history is not None
+    assert store.history.size == 1
     assert not store.has_dirty
     assert not store.has_log
     assert store.input_count == 1000

@@ -278,6 +278,8 @@ class Store:
         self._inputs: dict[bytes, InputState] = {}
         self._series_count = 0
         self._tracking = backing is not None  # what changed matters only to a backing's checkpoints
+        if history is not None:
+            history.tracking = self._tracking
         self._dirty_families: set[str] = set()
         self._dirty_series: set[tuple[str, Labels]] = set()
         self._dirty_inputs: set[bytes] = set()

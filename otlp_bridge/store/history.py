@@ -53,6 +53,7 @@ class History:
         self.size = 0
         self.evicted = 0  # buckets let go early because the table was full
         self.dirty: set[tuple[Key, int]] = set()
+        self.tracking = True  # what changed matters only to a durable store's checkpoints (the store says)
 
     def add(self, family: str, labels: Labels, seconds: float, increase: float) -> None:
         """File an increase under its hour. Never refuses (the total it belongs to is already
@@ -66,7 +67,8 @@ class History:
             per_hour[hour] = 0.0
             self.size += 1
         per_hour[hour] += increase
-        self.dirty.add((key, hour))
+        if self.tracking:
+            self.dirty.add((key, hour))
         if self.size > self.max_buckets:
             self.evicted += len(self._drop(self._oldest(self.size - self.max_buckets * 9 // 10)))
 
@@ -117,7 +119,8 @@ class History:
             del per_hour[hour]
             if not per_hour:
                 del self.buckets[key]
-            self.dirty.add((key, hour))  # dirty and absent: deleted on disk too
+            if self.tracking:
+                self.dirty.add((key, hour))  # dirty and absent: deleted on disk too
         self.size -= len(gone)
         return gone
 
