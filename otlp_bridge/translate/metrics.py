@@ -253,10 +253,11 @@ def _attribute_bytes(point: Message) -> bytes:
     attributes, plus whatever else the point carries. Two points with the same bytes here have the same
     attributes; if the encoder ever put attributes first, every point would just be its own entry."""
     body = point.SerializeToString()
-    i, end = 0, len(body)
-    while i < end and body[i] < 0x80 and body[i] & 7 == 1:  # a one-byte tag of wire type 64-bit
-        i += 9
-    return body[i:]
+    heads = body[::9]  # where the one-byte tag of each leading 9-byte field would be
+    return body[9 * (len(heads) - len(heads.lstrip(_TAGS_64))):]
+
+
+_TAGS_64 = bytes(tag for tag in range(0x80) if tag & 7 == 1)  # one-byte tags of wire type 64-bit
 
 
 def _point_count(metric: Metric, kind: str | None) -> int:
