@@ -70,10 +70,9 @@ class Total:
     def add(self, x: float) -> None:
         s = self.sum
         t = s + x
-        if abs(s) >= abs(x):
-            self.comp += (s - t) + x
-        else:
-            self.comp += (x - t) + s
+        lost = (s - t) + x if abs(s) >= abs(x) else (x - t) + s
+        if lost:  # exact sums (tokens, lines) keep the shared 0.0: no float object per series
+            self.comp += lost
         self.sum = t
 
     def set(self, x: float) -> None:
