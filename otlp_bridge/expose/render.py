@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import marshal
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -189,6 +190,10 @@ class Renderer:
         if before is not None and before.values == seen_values and before.labels == labels \
                 and before.created == seen_created:
             return before
+        # Rendering runs in a worker thread: hand the GIL to a waiting event loop at each chunk (~1 ms of
+        # work) rather than at the 5 ms switch interval, which every I/O step of an export waits out
+        # (measured during a full rendering: 3x the loop's round trips, p99 8 -> 2-4 ms).
+        time.sleep(0)
         kind = family.meta.kind
         uniform = self._columns(labels, values, created, name=name, kind=kind, fmt=fmt)
         if uniform is not None:
