@@ -286,6 +286,7 @@ class Store:
         self._released: KeyFilter | None = None  # series memory let go of (made at the first)
         self._log: list[LogRecord] = []  # apply calls not yet journaled (only with a backing)
         self._now = 0.0
+        self._times: dict[int, int] = {}  # equal point times of one apply call, as one object each
         self._now_ns = 0
         self._filed_ns = 0
         self._seen = 0.0
@@ -339,6 +340,7 @@ class Store:
         self._now = now
         self._now_ns = int(now * 1e9)
         self._seen = seen
+        self._times = {}
         self._changed_any = False
         entries: list[LogEntry] = []
         for obs in observations:
@@ -612,6 +614,8 @@ class Store:
             previous = self._inputs[key] = InputState(obs.start, obs.time)
         elif obs.temporality is Temporality.DELTA:  # a stream seen once (most events) keeps no tuple
             previous.windows = (*previous.windows[2 - _RECENT_WINDOWS:], (previous.start, previous.time))
-        previous.start, previous.time, previous.value, previous.seen = obs.start, obs.time, value, self._seen
+        times = self._times  # points of one export mostly share their times: one int object for all
+        start, time_ = times.setdefault(obs.start, obs.start), times.setdefault(obs.time, obs.time)
+        previous.start, previous.time, previous.value, previous.seen = start, time_, value, self._seen
         if self._tracking:
             self._dirty_inputs.add(key)
