@@ -105,8 +105,10 @@ class Activity:
         batch: _Batch | None = None  # most batches hold no event (metric points, derived series)
         events = fam.EVENTS.name
         for item in applied:
+            if item.family.name != events:
+                continue
             event = item.origin
-            if not isinstance(event, Event) or item.family.name != events:
+            if not isinstance(event, Event):
                 continue
             if batch is None:
                 batch = _Batch(self.store)
