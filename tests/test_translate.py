@@ -18,7 +18,16 @@ from otlp_bridge.derive.ledger import Ledger
 from otlp_bridge.derive.pricing import PriceTable
 from otlp_bridge.series import Applied, FamilyMeta, Kind, Temporality, input_key
 from otlp_bridge.translate import attributes, metrics
-from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, key_value, label_pair, plain, string_map
+from otlp_bridge.translate.attributes import (
+    CACHED_BYTES,
+    Recent,
+    key_value,
+    label_map,
+    label_pair,
+    plain,
+    plain_map,
+    string_map,
+)
 from otlp_bridge.translate.events import translate_events
 from otlp_bridge.translate.metrics import LabelPolicy, Translation, translate_metrics
 
@@ -184,6 +193,18 @@ def test_a_pair_from_its_bytes_is_what_the_message_gives_on_a_miss_and_on_a_hit(
     for _ in range(2):
         assert key_value(pair.SerializeToString()) == ("k", plain(value))
         assert label_pair(pair.SerializeToString()) == ("k", string_map([pair])["k"])
+
+
+@pytest.mark.usefixtures("empty_caches")
+def test_a_set_of_pairs_from_bytes_partly_remembered_is_the_messages_last_key_winning() -> None:
+    pairs = [KeyValue(key=f"k{i}", value=value) for i, value in enumerate(VALUES)]
+    pairs.append(KeyValue(key="k0", value=VALUES[3]))  # a repeated key: the last one wins
+    serialized = [pair.SerializeToString() for pair in pairs]
+    key_value(serialized[3])
+    label_pair(serialized[4])  # one remembered, the others not; then all of them
+    for _ in range(2):
+        assert plain_map(serialized) == {pair.key: plain(pair.value) for pair in pairs}
+        assert label_map(serialized) == string_map(pairs)
 
 
 @pytest.mark.parametrize(("decode", "memo"), [(key_value, "_PLAIN"), (label_pair, "_LABELS")])

@@ -105,6 +105,22 @@ def label_pair(serialized: bytes) -> tuple[str, str]:
     return _LABELS.get(serialized) or _decode(serialized, label_value, _LABELS)
 
 
+def plain_map(serialized: Iterable[bytes]) -> dict[str, Any]:
+    """`{key: plain value}` of serialized KeyValues (a repeated key keeps its last value)."""
+    return _mapping(serialized, _PLAIN, key_value)
+
+
+def label_map(serialized: Iterable[bytes]) -> dict[str, str]:
+    """`{key: label value}` of serialized KeyValues, as `string_map` has it."""
+    return _mapping(serialized, _LABELS, label_pair)
+
+
+def _mapping(serialized: Iterable[bytes], memo: Recent[bytes, tuple[str, V]],
+             decode: Callable[[bytes], tuple[str, V]]) -> dict[str, V]:
+    remembered = memo.get  # looked up inline: a call per pair costs more than the look-up itself
+    return dict([remembered(one) or decode(one) for one in serialized])
+
+
 def _decode(serialized: bytes, convert: Callable[[AnyValue], V], memo: Recent[bytes, tuple[str, V]]) -> tuple[str, V]:
     kv = KeyValue.FromString(serialized)
     pair = (kv.key, convert(kv.value))

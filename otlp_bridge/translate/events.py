@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otlp_bridge.families import EVENTS
 from otlp_bridge.series import Labels, Observation, Temporality, with_labels
 from otlp_bridge.translate.agents import Agent, recognise
-from otlp_bridge.translate.attributes import attributes_view, key_value
+from otlp_bridge.translate.attributes import attributes_view, plain_map
 from otlp_bridge.translate.metrics import LabelPolicy, resource_view
 
 EVENT_PREFIX = "claude_code."
@@ -123,7 +123,7 @@ def _observations(request: ExportLogsServiceRequest, policy: LabelPolicy, stampe
             for record in scope_logs.log_records:
                 serialized = record.SerializeToString(deterministic=True)  # its input key's, too
                 # Each attribute from its bytes: ~20 per event, most of them repeated from the last one.
-                attributes = dict(map(key_value, _RecordAttributes.FromString(serialized).attributes))
+                attributes = plain_map(_RecordAttributes.FromString(serialized).attributes)
                 name = attributes.get("event.name") or ""
                 body_value = record.body
                 body = body_value.string_value if body_value.HasField("string_value") else ""

@@ -37,7 +37,7 @@ from otlp_bridge.series import (
     input_key,
     intern_labels,
 )
-from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, attributes_view, label_pair, string_map
+from otlp_bridge.translate.attributes import CACHED_BYTES, Recent, attributes_view, label_map, string_map
 from otlp_bridge.translate.naming import MAX_HELP, help_text, label_name, metric_name
 
 _IDENTITY_ATTRIBUTES = frozenset({"service.name", "service.namespace", "service.instance.id"})
@@ -221,7 +221,7 @@ class _PointIdentity:
     def of(cls, pairs: Iterable[bytes], name: str, resource: ResourceView, policy: LabelPolicy, *,
            by_start: bool) -> _PointIdentity:
         """From the point's attributes, each a serialized KeyValue (a session's recur on all its points)."""
-        values = dict(map(label_pair, pairs))  # a repeated key keeps its last value
+        values = label_map(pairs)
         attributes = tuple(sorted(values.items()))
         parts = f"({name!r}, {resource.key_repr}, {attributes!r}, None)"  # repr((name, resource.key, attributes, None))
         return cls(policy.output_labels(attributes, resource.identity), input_digest(parts),
