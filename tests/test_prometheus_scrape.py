@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +70,28 @@ def test_openmetrics_by_content_negotiation(bridge: RunningBridge) -> None:
     tokens = {s.labels["type"]: s.value for s in families["claude_code_token_usage_tokens"].samples
               if s.name.endswith("_total")}  # beside each: `_created`, when the series began
     assert tokens["cacheRead"] == 3 * 4567
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/openmetrics-text; version=1.0.0"])
+def test_a_scraper_that_accepts_gzip_gets_the_same_body_compressed(bridge: RunningBridge, accept: str) -> None:
+    replay(bridge, CLAUDE / "t7_write_edit_acceptEdits")
+    replay(bridge, FIXTURES / "otel-sdks" / "js-sdk-0.223_proto_cumulative")
+
+    def get(encoding: str | None) -> tuple[dict[str, str], bytes]:
+        headers = {"Accept": accept} | ({"Accept-Encoding": encoding} if encoding is not None else {})
+        request = urllib.request.Request(bridge.metrics_url, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:  # urllib never inflates
+            return dict(response.headers), response.read()
+
+    plain_headers, body = get(None)
+    assert "Content-Encoding" not in plain_headers
+    assert int(plain_headers["Content-Length"]) == len(body)
+    for encoding in ("gzip", "br, gzip;q=0.5", "*"):
+        headers, compressed = get(encoding)
+        assert headers["Content-Encoding"] == "gzip"
+        assert int(headers["Content-Length"]) == len(compressed) < len(body)
+        assert gzip.decompress(compressed) == body  # the members, one stream
+    for refused in ("identity", "gzip;q=0", "br"):
+        headers, same = get(refused)
+        assert "Content-Encoding" not in headers
+        assert same == body

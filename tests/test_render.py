@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from otlp_bridge.expose.derived import derived_families
-from otlp_bridge.expose.render import OPENMETRICS, TEXT, Format, Renderer, choose, tail_names
+from otlp_bridge.expose.render import OPENMETRICS, TEXT, Format, Part, Renderer, choose, plain, tail_names
 from otlp_bridge.expose.safe_json import dumps
 from otlp_bridge.expose.scrape import Scrapes
 from otlp_bridge.expose.snapshot import CHUNK, FamilySnapshot, snapshot
@@ -43,7 +43,7 @@ def render(families: list[FamilySnapshot], tail: list[Metric], fmt: Format,
            omitted: Counter[str] | None = None) -> str:
     taken = FamilyNames(tail_names(tail))
     body = Renderer().families(families, fmt, taken, Counter() if omitted is None else omitted)
-    return (b"".join(body) + Renderer.tail(tail, fmt)).decode()
+    return (plain(body) + Renderer.tail(tail, fmt).text()).decode()
 
 
 def promtool_check(text: str) -> None:
@@ -185,7 +185,7 @@ def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it
     store.apply([Observation(COUNTER, None, (("i", str(i)),), Temporality.DELTA, 0, 1, 1.0) for i in range(3000)])
     scrapes = Scrapes(store, list, Counter())
 
-    async def scrape_many(n: int) -> list[tuple[list[bytes], bytes]]:
+    async def scrape_many(n: int) -> list[tuple[list[Part], Part]]:
         return list(await asyncio.gather(*(scrapes.body(OPENMETRICS) for _ in range(n))))
 
     bodies = asyncio.run(scrape_many(20))
@@ -196,8 +196,8 @@ def test_concurrent_scrapes_share_one_rendering_and_an_unchanged_store_reuses_it
     _add(store, (("i", "0"),), 1.0)
     (bulk, tail), = asyncio.run(scrape_many(1))
     assert scrapes.renderings == 2
-    assert 'many_total{i="0"} 2.0' in b"".join(bulk).decode()
-    assert tail == b"# EOF\n"
+    assert 'many_total{i="0"} 2.0' in plain(bulk).decode()
+    assert tail.text() == b"# EOF\n"
 
 
 def test_a_rendering_that_cost_d_seconds_is_not_followed_by_another_before_pace_times_d(
@@ -230,7 +230,7 @@ def test_a_rendering_that_cost_d_seconds_is_not_followed_by_another_before_pace_
         paced, _ = await asyncio.gather(scrapes.body(OPENMETRICS), scrapes.body(OPENMETRICS))
         assert started[1] >= made.made + made.cost  # it waited for the pace...
         assert scrapes.renderings == 2  # ...shared by both scrapes...
-        assert 'many_total{i="0"} 2.0' in b"".join(paced[0]).decode()  # ...and shows the change
+        assert 'many_total{i="0"} 2.0' in plain(paced[0]).decode()  # ...and shows the change
 
     asyncio.run(scenario())
 
@@ -238,8 +238,8 @@ def test_a_rendering_that_cost_d_seconds_is_not_followed_by_another_before_pace_
 def test_a_value_that_changes_only_its_sign_of_zero_is_rendered_again() -> None:
     gauge = FamilyMeta("level", Kind.GAUGE, "g", False)
     renderer = Renderer()
-    shown = [b"".join(renderer.families([FamilySnapshot.of(gauge, [((), value, 0.0)])], TEXT, FamilyNames(),
-                                        Counter())).decode().splitlines()[-1] for value in (0.0, -0.0, 0.0)]
+    shown = [plain(renderer.families([FamilySnapshot.of(gauge, [((), value, 0.0)])], TEXT, FamilyNames(),
+                                     Counter())).decode().splitlines()[-1] for value in (0.0, -0.0, 0.0)]
     assert shown == ["level 0.0", "level -0.0", "level 0.0"]  # `==` cannot tell them apart; the chunk must
 
 
@@ -286,7 +286,7 @@ def test_a_new_rendering_reuses_unchanged_runs_and_equals_a_fresh_one() -> None:
     store.apply([Observation(gauge, None, (("i", str(i)),), Temporality.LAST_VALUE, 0, 1, 1.0) for i in range(3000)])
     renderer = Renderer()
 
-    def body() -> list[bytes]:
+    def body() -> list[Part]:
         return renderer.families(asyncio.run(snapshot(store)), OPENMETRICS, FamilyNames(), Counter())
 
     first = body()
@@ -294,9 +294,9 @@ def test_a_new_rendering_reuses_unchanged_runs_and_equals_a_fresh_one() -> None:
     store.apply([Observation(gauge, None, (("i", "5"),), Temporality.LAST_VALUE, 0, 2, None)])  # one gauge goes
     second = body()
     fresh = Renderer().families(asyncio.run(snapshot(store)), OPENMETRICS, FamilyNames(), Counter())
-    assert b"".join(second) == b"".join(fresh)
-    assert 'many_total{i="2500"} 2.0' in b"".join(second).decode()
-    assert 'level{i="5"}' not in b"".join(second).decode()
+    assert plain(second) == plain(fresh)
+    assert 'many_total{i="2500"} 2.0' in plain(second).decode()
+    assert 'level{i="5"}' not in plain(second).decode()
     reused = {id(chunk) for chunk in first} & {id(chunk) for chunk in second}
     assert len(reused) == 2  # the counter's first two runs of 1024; the rest changed or shifted
 

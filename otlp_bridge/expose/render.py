@@ -17,6 +17,12 @@ left out and counted (by reason), never rendered broken:
   negative (the spec forbids `_sum` there; the +Inf bucket still carries the count).
 OpenMetrics adds `_created` (the series' creation, Unix seconds) to counters and histograms, so
 Prometheus can place the start of a series that appears with its whole value.
+
+What is kept is compressed: each part of the body (a family's header, a run of series) is one gzip
+member (RFC 1952: members concatenated are one gzip stream), so the body a scrape reuses costs
+~20-40 bytes per series instead of ~300 (text) and ~600 (OpenMetrics, `_created` repeats every label
+set), and a scraper that accepts gzip (Prometheus does) gets it as it is. Compressing runs in the
+rendering thread without the GIL; a scraper without gzip gets each part inflated as it is written.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import marshal
 import math
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,6 +95,27 @@ _FORMS_LIMIT = 4096  # label-name tuples known (their template, or invalid); bou
 _name, _value = itemgetter(0), itemgetter(1)
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a body: a gzip member and the length of the text it holds."""
+
+    gz: bytes
+    size: int
+
+    @classmethod
+    def of(cls, text: str | bytes) -> Part:
+        data = text.encode("utf-8", "replace") if isinstance(text, str) else text
+        return cls(zlib.compress(data, 1, wbits=31), len(data))  # level 1: fast, and label text repeats
+
+    def text(self) -> bytes:
+        return zlib.decompress(self.gz, wbits=31)
+
+
+def plain(parts: Iterable[Part]) -> bytes:
+    """A body's text (tests, and scrapers without gzip)."""
+    return b"".join(part.text() for part in parts)
+
+
 def _exact(numbers: list[Any]) -> bytes:
     """What a chunk remembers of its numbers to tell a change exactly: their marshal form (version 2:
     no back-references), 9 bytes a float where a list holds a pointer and a float object, and faithful
@@ -103,7 +131,7 @@ class _Chunk:
     labels: list[Labels]
     values: bytes
     created: bytes
-    data: bytes
+    data: Part
     omitted: Counter[str]
 
 
@@ -157,9 +185,9 @@ class Renderer:
         return form
 
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
-                 omitted: Counter[str]) -> list[bytes]:
+                 omitted: Counter[str]) -> list[Part]:
         """The store's families, in chunks; `taken` holds the names already exposed (and gains these)."""
-        body: list[bytes] = []
+        body: list[Part] = []
         kept: set[tuple[Format, str, Kind]] = set()
         for family in snap:
             meta = family.meta
@@ -169,7 +197,7 @@ class Renderer:
             taken.add(meta.name, meta.kind)
             name = openmetrics_name(meta.name, meta.kind) if fmt.openmetrics else meta.name
             help_ = escape_help(help_text(meta.help, meta.name), fmt)
-            body.append(f"# HELP {name} {help_}\n# TYPE {name} {meta.kind.value}\n".encode("utf-8", "replace"))
+            body.append(Part.of(f"# HELP {name} {help_}\n# TYPE {name} {meta.kind.value}\n"))
             key = (fmt, meta.name, meta.kind)
             kept.add(key)
             before = self._chunks.get(key, [])
@@ -197,7 +225,7 @@ class Renderer:
         kind = family.meta.kind
         uniform = self._columns(labels, values, created, name=name, kind=kind, fmt=fmt)
         if uniform is not None:
-            return _Chunk(labels, seen_values, seen_created, uniform.encode("utf-8", "replace"), Counter())
+            return _Chunk(labels, seen_values, seen_created, Part.of(uniform), Counter())
         render = (self._histograms if kind is Kind.HISTOGRAM else
                   self._counters if kind is Kind.COUNTER else _gauges)
         texts = self._label_texts(labels)
@@ -206,7 +234,7 @@ class Renderer:
         if invalid:
             omitted["invalid_label_name"] = invalid
         lines = render(name, texts, values, created, fmt, omitted=omitted)
-        return _Chunk(labels, seen_values, seen_created, "".join(lines).encode("utf-8", "replace"), omitted)
+        return _Chunk(labels, seen_values, seen_created, Part.of("".join(lines)), omitted)
 
     def _columns(self, labels: list[Labels], values: list[Any], created: list[float], *, name: str, kind: Kind,
                  fmt: Format) -> str | None:
@@ -297,14 +325,13 @@ class Renderer:
         return out
 
     @staticmethod
-    def tail(metrics: list[Metric], fmt: Format) -> bytes:
+    def tail(metrics: list[Metric], fmt: Format) -> Part:
         """The few families made as prometheus_client Metrics (derived, self), rendered by it; for
         OpenMetrics this ends the exposition with `# EOF`."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed(metrics))
-        if fmt.openmetrics:
-            return om_exposition.generate_latest(registry)
-        return text_exposition.generate_latest(registry)
+        generate = om_exposition.generate_latest if fmt.openmetrics else text_exposition.generate_latest
+        return Part.of(generate(registry))
 
 
 def _gauges(name: str, texts: list[str | None], values: list[Any], _created: list[float], _fmt: Format, *,

@@ -28,7 +28,7 @@ from aiohttp import web
 from prometheus_client.metrics_core import Metric
 
 from otlp_bridge import families
-from otlp_bridge.expose.render import Format, Renderer, tail_names
+from otlp_bridge.expose.render import Format, Part, Renderer, tail_names
 from otlp_bridge.expose.snapshot import snapshot
 from otlp_bridge.series import Kind
 from otlp_bridge.store.accumulator import Store
@@ -46,7 +46,7 @@ Key = tuple[int, tuple[tuple[str, Kind], ...]]  # the store's version, the names
 @dataclass(frozen=True, slots=True)
 class _Body:
     key: Key
-    chunks: list[bytes]
+    chunks: list[Part]
     made: float  # time.monotonic() when done
     cost: float  # CPU seconds it took: the snapshot's on the loop, the rendering's in its thread
 
@@ -71,7 +71,7 @@ def _give_back_memory() -> None:
         _TRIM(0)  # ~1 ms at 100k series
 
 
-def _timed(render: Callable[[], list[bytes]]) -> tuple[list[bytes], float]:
+def _timed(render: Callable[[], list[Part]]) -> tuple[list[Part], float]:
     """`render()` and the CPU seconds it took (its thread's own: other threads and processes do not count)."""
     began = time.thread_time()
     return render(), time.thread_time() - began
@@ -84,12 +84,12 @@ class Scrapes:
         self._omitted = omitted  # (endpoint, reason) -> count, shown by the self families
         self._renderer = Renderer()
         self._bodies: dict[Format, _Body] = {}
-        self._pending: dict[Format, asyncio.Future[list[bytes]]] = {}
+        self._pending: dict[Format, asyncio.Future[list[Part]]] = {}
         self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
         self._logged: frozenset[str] = frozenset()  # reasons last logged: a line when they change, not per scrape
         self._last_scrape: dict[Format, float] = {}
 
-    async def body(self, fmt: Format) -> tuple[list[bytes], bytes]:
+    async def body(self, fmt: Format) -> tuple[list[Part], Part]:
         """The store's families (in chunks) and the rest (ending in `# EOF` for OpenMetrics)."""
         self._forget_idle(fmt)
         tail_metrics = self._tail()
@@ -109,7 +109,7 @@ class Scrapes:
                 self._renderer.forget(other)
                 _give_back_memory()
 
-    async def _bulk(self, fmt: Format, key: Key) -> list[bytes]:
+    async def _bulk(self, fmt: Format, key: Key) -> list[Part]:
         cached = self._bodies.get(fmt)
         if cached is not None and cached.key == key:
             return cached.chunks
@@ -119,7 +119,7 @@ class Scrapes:
             pending.add_done_callback(lambda _: self._pending.pop(fmt, None))
         return await asyncio.shield(pending)  # one scraper hanging up must not cancel the others' body
 
-    async def _render(self, fmt: Format, seed: tuple[tuple[str, Kind], ...]) -> list[bytes]:
+    async def _render(self, fmt: Format, seed: tuple[tuple[str, Kind], ...]) -> list[Part]:
         last = self._bodies.get(fmt)
         if last is not None and (wait := last.made + PACE * last.cost - time.monotonic()) > 0:
             await asyncio.sleep(wait)  # pacing (module docstring)
@@ -144,13 +144,31 @@ class Scrapes:
         return body
 
     async def respond(self, request: web.Request, fmt: Format) -> web.StreamResponse:
+        """The body as kept (gzip) to a scraper that accepts gzip, else inflated part by part."""
         bulk, tail = await self.body(fmt)
-        response = web.StreamResponse(headers={"Content-Type": fmt.content_type})
-        response.content_length = sum(map(len, bulk)) + len(tail)
+        parts = (*bulk, tail)
+        gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        response = web.StreamResponse(headers={"Content-Type": fmt.content_type, "Vary": "Accept-Encoding"})
+        if gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.content_length = sum(len(part.gz) if gzipped else part.size for part in parts)
         await response.prepare(request)
-        for chunk in (*bulk, tail):
-            view = memoryview(chunk)  # slices share the cached body: no copy per scraper
+        for part in parts:
+            view = memoryview(part.gz if gzipped else part.text())  # the kept body's slices: no copy
             for start in range(0, len(view), WRITE_CHUNK):
                 await response.write(view[start:start + WRITE_CHUNK])
         await response.write_eof()
         return response
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether `gzip` is acceptable (RFC 9110: named, or `*`, and not with q=0)."""
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (piece.strip() for piece in item.split(";"))
+        if coding in ("gzip", "x-gzip", "*"):
+            q = next((param[2:] for param in params if param.startswith("q=")), "1")
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
