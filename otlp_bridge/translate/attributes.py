@@ -82,7 +82,7 @@ class Recent(Generic[K, V]):
         entries = self._entries
         if len(entries) >= self.capacity:
             for old in list(islice(entries, max(self.capacity // 4, 1))):
-                del entries[old]
+                entries.pop(old, None)  # a large export is translated in a worker thread: another may evict too
         entries[key] = value
         return value
 
