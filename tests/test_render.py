@@ -4,9 +4,12 @@ whatever a snapshot holds, the output stays valid; concurrent scrapes share one 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
 import math
 import subprocess
 import time
+import zlib
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -16,8 +19,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from otlp_bridge.expose.compressed import Part, crc_joined, gzip_stream, plain
 from otlp_bridge.expose.derived import derived_families
-from otlp_bridge.expose.render import OPENMETRICS, TEXT, Format, Part, Renderer, choose, plain, tail_names
+from otlp_bridge.expose.render import OPENMETRICS, TEXT, Format, Renderer, choose, tail_names
 from otlp_bridge.expose.safe_json import dumps
 from otlp_bridge.expose.scrape import Scrapes
 from otlp_bridge.expose.snapshot import CHUNK, FamilySnapshot, snapshot
@@ -313,3 +317,20 @@ def test_a_format_nobody_scrapes_any_more_gives_its_body_back(monkeypatch: pytes
     monkeypatch.setattr(scrape, "IDLE_FORMAT_SECONDS", 0.0)
     asyncio.run(scrapes.body(OPENMETRICS))
     assert {key[0] for key in kept} == {OPENMETRICS}
+
+
+def test_kept_parts_make_one_gzip_stream_whose_crc_comes_from_the_parts() -> None:
+    texts = [b"", b"# HELP a x\n", "é ünïcode\n".encode(), bytes(range(256)) * 5000, b"tail\n"]
+    parts = [Part.of(text) for text in texts]
+    assert plain(parts) == b"".join(texts)
+    crc = crc_joined(crc_joined((0, 0), parts[:3]), parts[3:])  # a kept body's, then the tail's
+    assert crc == (zlib.crc32(b"".join(texts)), sum(map(len, texts)))
+    stream = b"".join(gzip_stream(parts, crc))
+    assert gzip.decompress(stream) == b"".join(texts)
+    with gzip.GzipFile(fileobj=io.BytesIO(stream)) as one:  # a single member, as curl reads it
+        one.read()
+        assert one.read() == b""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert inflater.decompress(stream) == b"".join(texts)
+    assert inflater.eof
+    assert inflater.unused_data == b""  # nothing after the first member: it is the whole stream

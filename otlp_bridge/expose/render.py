@@ -18,11 +18,14 @@ left out and counted (by reason), never rendered broken:
 OpenMetrics adds `_created` (the series' creation, Unix seconds) to counters and histograms, so
 Prometheus can place the start of a series that appears with its whole value.
 
-What is kept is compressed: each part of the body (a family's header, a run of series) is one gzip
-member (RFC 1952: members concatenated are one gzip stream), so the body a scrape reuses costs
-~20-40 bytes per series instead of ~300 (text) and ~600 (OpenMetrics, `_created` repeats every label
-set), and a scraper that accepts gzip (Prometheus does) gets it as it is. Compressing runs in the
-rendering thread without the GIL; a scraper without gzip gets each part inflated as it is written.
+What is kept is compressed: each part of the body (a family's header, a run of series) is a deflate
+segment of its own (flushed to a byte boundary, so segments concatenate into one deflate stream), so
+the body a scrape reuses costs ~20-40 bytes per series instead of ~300 (text) and ~600 (OpenMetrics,
+`_created` repeats every label set). A scraper that accepts gzip (Prometheus does) gets one gzip
+stream — a header, the segments as kept, an end, the CRC-32 of the whole worked out from the parts'
+— not concatenated gzip members, which some clients (curl 7.88) stop reading after the first.
+Compressing runs in the rendering thread without the GIL; a scraper without gzip gets each part
+inflated as it is written.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from __future__ import annotations
 import marshal
 import math
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
@@ -43,6 +46,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import CollectorRegistry
 
+from otlp_bridge.expose.compressed import Part
 from otlp_bridge.expose.snapshot import FamilySnapshot, histogram_buckets
 from otlp_bridge.series import Kind, Labels
 from otlp_bridge.translate.naming import FamilyNames, help_text, is_label_name, openmetrics_name
@@ -95,25 +99,17 @@ _FORMS_LIMIT = 4096  # label-name tuples known (their template, or invalid); bou
 _name, _value = itemgetter(0), itemgetter(1)
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One part of a body: a gzip member and the length of the text it holds."""
-
-    gz: bytes
-    size: int
-
-    @classmethod
-    def of(cls, text: str | bytes) -> Part:
-        data = text.encode("utf-8", "replace") if isinstance(text, str) else text
-        return cls(zlib.compress(data, 1, wbits=31), len(data))  # level 1: fast, and label text repeats
-
-    def text(self) -> bytes:
-        return zlib.decompress(self.gz, wbits=31)
+# zlib compresses without the GIL: in a thread of its own, a run's compression overlaps the rendering of
+# the next (a first rendering of 100k series in OpenMetrics: ~55 ms less, on the second core).
+_COMPRESSING = ThreadPoolExecutor(1, thread_name_prefix="compress")
 
 
-def plain(parts: Iterable[Part]) -> bytes:
-    """A body's text (tests, and scrapers without gzip)."""
-    return b"".join(part.text() for part in parts)
+def _compressed(part: Part | _Chunk) -> Part:
+    if isinstance(part, Part):
+        return part
+    if isinstance(part.data, Future):
+        part.data = part.data.result()
+    return part.data
 
 
 def _exact(numbers: list[Any]) -> bytes:
@@ -131,7 +127,7 @@ class _Chunk:
     labels: list[Labels]
     values: bytes
     created: bytes
-    data: Part
+    data: Part | Future[Part]  # a future while `families` runs: compressing beside the rendering
     omitted: Counter[str]
 
 
@@ -187,7 +183,7 @@ class Renderer:
     def families(self, snap: list[FamilySnapshot], fmt: Format, taken: FamilyNames,
                  omitted: Counter[str]) -> list[Part]:
         """The store's families, in chunks; `taken` holds the names already exposed (and gains these)."""
-        body: list[Part] = []
+        body: list[Part | _Chunk] = []
         kept: set[tuple[Format, str, Kind]] = set()
         for family in snap:
             meta = family.meta
@@ -205,11 +201,11 @@ class Renderer:
                 self._chunk(before[i] if i < len(before) else None, family, start, name, fmt)
                 for i, start in enumerate(range(0, len(family.labels), SERIES_PER_CHUNK))]
             for chunk in chunks:
-                body.append(chunk.data)
+                body.append(chunk)
                 omitted.update(chunk.omitted)
         for key in [key for key in self._chunks if key[0] is fmt and key not in kept]:
             del self._chunks[key]  # a family gone (or refused): its chunks go with it
-        return body
+        return [_compressed(part) for part in body]
 
     def _chunk(self, before: _Chunk | None, family: FamilySnapshot, start: int, name: str, fmt: Format) -> _Chunk:
         end = start + SERIES_PER_CHUNK
@@ -225,7 +221,7 @@ class Renderer:
         kind = family.meta.kind
         uniform = self._columns(labels, values, created, name=name, kind=kind, fmt=fmt)
         if uniform is not None:
-            return _Chunk(labels, seen_values, seen_created, Part.of(uniform), Counter())
+            return _Chunk(labels, seen_values, seen_created, _COMPRESSING.submit(Part.of, uniform), Counter())
         render = (self._histograms if kind is Kind.HISTOGRAM else
                   self._counters if kind is Kind.COUNTER else _gauges)
         texts = self._label_texts(labels)
@@ -234,7 +230,7 @@ class Renderer:
         if invalid:
             omitted["invalid_label_name"] = invalid
         lines = render(name, texts, values, created, fmt, omitted=omitted)
-        return _Chunk(labels, seen_values, seen_created, Part.of("".join(lines)), omitted)
+        return _Chunk(labels, seen_values, seen_created, _COMPRESSING.submit(Part.of, "".join(lines)), omitted)
 
     def _columns(self, labels: list[Labels], values: list[Any], created: list[float], *, name: str, kind: Kind,
                  fmt: Format) -> str | None:

@@ -21,14 +21,15 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client.metrics_core import Metric
 
 from otlp_bridge import families
-from otlp_bridge.expose.render import Format, Part, Renderer, tail_names
+from otlp_bridge.expose.compressed import Part, crc_joined, gzip_stream
+from otlp_bridge.expose.render import Format, Renderer, tail_names
 from otlp_bridge.expose.snapshot import snapshot
 from otlp_bridge.series import Kind
 from otlp_bridge.store.accumulator import Store
@@ -47,6 +48,7 @@ Key = tuple[int, tuple[tuple[str, Kind], ...]]  # the store's version, the names
 class _Body:
     key: Key
     chunks: list[Part]
+    crc: tuple[int, int]  # the CRC-32 and length of their text, for a gzip stream's trailer
     made: float  # time.monotonic() when done
     cost: float  # CPU seconds it took: the snapshot's on the loop, the rendering's in its thread
 
@@ -71,10 +73,12 @@ def _give_back_memory() -> None:
         _TRIM(0)  # ~1 ms at 100k series
 
 
-def _timed(render: Callable[[], list[Part]]) -> tuple[list[Part], float]:
-    """`render()` and the CPU seconds it took (its thread's own: other threads and processes do not count)."""
+def _timed(render: Callable[[], list[Part]]) -> tuple[list[Part], tuple[int, int], float]:
+    """`render()`, the CRC-32 and length of its text, and the CPU seconds they took (its thread's own:
+    other threads and processes do not count)."""
     began = time.thread_time()
-    return render(), time.thread_time() - began
+    parts = render()
+    return parts, crc_joined((0, 0), parts), time.thread_time() - began
 
 
 class Scrapes:
@@ -84,13 +88,17 @@ class Scrapes:
         self._omitted = omitted  # (endpoint, reason) -> count, shown by the self families
         self._renderer = Renderer()
         self._bodies: dict[Format, _Body] = {}
-        self._pending: dict[Format, asyncio.Future[list[Part]]] = {}
+        self._pending: dict[Format, asyncio.Future[_Body]] = {}
         self.renderings = 0  # bulk renderings done (tests read it: shared scrapes do not add one each)
         self._logged: frozenset[str] = frozenset()  # reasons last logged: a line when they change, not per scrape
         self._last_scrape: dict[Format, float] = {}
 
     async def body(self, fmt: Format) -> tuple[list[Part], Part]:
         """The store's families (in chunks) and the rest (ending in `# EOF` for OpenMetrics)."""
+        bulk, tail = await self._current(fmt)
+        return bulk.chunks, tail
+
+    async def _current(self, fmt: Format) -> tuple[_Body, Part]:
         self._forget_idle(fmt)
         tail_metrics = self._tail()
         seed = (*_DERIVED, *tail_names(tail_metrics))
@@ -109,17 +117,17 @@ class Scrapes:
                 self._renderer.forget(other)
                 _give_back_memory()
 
-    async def _bulk(self, fmt: Format, key: Key) -> list[Part]:
+    async def _bulk(self, fmt: Format, key: Key) -> _Body:
         cached = self._bodies.get(fmt)
         if cached is not None and cached.key == key:
-            return cached.chunks
+            return cached
         pending = self._pending.get(fmt)
         if pending is None:  # else join the rendering under way: it began after this scrape's data
             pending = self._pending[fmt] = asyncio.ensure_future(self._render(fmt, key[1]))
             pending.add_done_callback(lambda _: self._pending.pop(fmt, None))
         return await asyncio.shield(pending)  # one scraper hanging up must not cancel the others' body
 
-    async def _render(self, fmt: Format, seed: tuple[tuple[str, Kind], ...]) -> list[Part]:
+    async def _render(self, fmt: Format, seed: tuple[tuple[str, Kind], ...]) -> _Body:
         last = self._bodies.get(fmt)
         if last is not None and (wait := last.made + PACE * last.cost - time.monotonic()) > 0:
             await asyncio.sleep(wait)  # pacing (module docstring)
@@ -129,7 +137,7 @@ class Scrapes:
         snap = await snapshot(self._store)
         copied = time.thread_time() - began
         omitted: Counter[str] = Counter()
-        body, rendered = await asyncio.to_thread(
+        parts, crc, rendered = await asyncio.to_thread(
             _timed, functools.partial(self._renderer.families, snap, fmt, FamilyNames(seed), omitted))
         del snap  # the copy goes before the body is kept
         self.renderings += 1
@@ -140,21 +148,25 @@ class Scrapes:
             if omitted:
                 log.warning("/metrics left out what it cannot expose validly "
                             "(otlp_bridge_exposition_omitted_total): %s", dict(omitted))
-        self._bodies[fmt] = _Body(key, body, time.monotonic(), copied + rendered)
+        body = self._bodies[fmt] = _Body(key, parts, crc, time.monotonic(), copied + rendered)
         return body
 
     async def respond(self, request: web.Request, fmt: Format) -> web.StreamResponse:
-        """The body as kept (gzip) to a scraper that accepts gzip, else inflated part by part."""
-        bulk, tail = await self.body(fmt)
-        parts = (*bulk, tail)
-        gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        """One gzip stream made of the kept segments to a scraper that accepts gzip, else the text,
+        inflated part by part as it is written."""
+        bulk, tail = await self._current(fmt)
+        parts = (*bulk.chunks, tail)
         response = web.StreamResponse(headers={"Content-Type": fmt.content_type, "Vary": "Accept-Encoding"})
-        if gzipped:
+        if _accepts_gzip(request.headers.get("Accept-Encoding", "")):
             response.headers["Content-Encoding"] = "gzip"
-        response.content_length = sum(len(part.gz) if gzipped else part.size for part in parts)
+            pieces: Iterable[bytes] = list(gzip_stream(parts, crc_joined(bulk.crc, [tail])))
+            response.content_length = sum(map(len, pieces))
+        else:
+            pieces = (part.text() for part in parts)
+            response.content_length = sum(part.size for part in parts)
         await response.prepare(request)
-        for part in parts:
-            view = memoryview(part.gz if gzipped else part.text())  # the kept body's slices: no copy
+        for piece in pieces:
+            view = memoryview(piece)  # the kept body's slices: no copy per scraper
             for start in range(0, len(view), WRITE_CHUNK):
                 await response.write(view[start:start + WRITE_CHUNK])
         await response.write_eof()
