@@ -48,7 +48,6 @@ from otlp_bridge.series import (
     Labels,
     Observation,
     Temporality,
-    intern_labels,
 )
 from otlp_bridge.store.history import History
 from otlp_bridge.store.known import KeyFilter
@@ -242,8 +241,8 @@ def _observation(metas: dict[tuple[str, str, str, bool], FamilyMeta], entry: Log
     if isinstance(value, tuple | list):
         bounds, counts, count, total = value
         value = HistogramValue(tuple(bounds), tuple(counts), count, total)
-    return Observation(meta, key, intern_labels(labels), _TEMPORALITY[temporality], start, time_,
-                       value)  # type: ignore[arg-type]
+    # Labels as marshal gives them: pairs shared within a record, equal (not identical) to those held.
+    return Observation(meta, key, labels, _TEMPORALITY[temporality], start, time_, value)  # type: ignore[arg-type]
 
 
 class Uptime:
