@@ -251,7 +251,7 @@ def test_every_alert_links_its_runbook_section() -> None:
 def test_memory_covers_the_default_caps() -> None:
     # MiB: peak RSS with the default limits.max_series and state.max_history_buckets full, under 40
     # parallel scrapes (`python -m benchmarks.sizing`, benchmarks/results/sizing.json)
-    measured_peak = 938
+    measured_peak = 411
     assert memory_mib("limits") >= measured_peak * HEADROOM
     assert memory_mib("requests") >= measured_peak, "the scheduler must reserve the peak"
     settings = load_settings(None)
