@@ -246,7 +246,7 @@ def test_a_store_without_a_backing_keeps_no_dirty_rows_nor_log_and_bounds_its_in
     assert value(store, COUNTER) == 1000.0
     assert store.history is not None
     assert store.history.size == 1
-    assert not store.has_dirty
+    assert not store.take_dirty()
     assert not store.has_log
     assert store.input_count == 1000
     store.expire()

@@ -299,11 +299,6 @@ class Store:
     def input_count(self) -> int:
         return len(self._inputs)
 
-    @property
-    def has_dirty(self) -> bool:
-        return bool(self._dirty_families or self._dirty_series or self._dirty_inputs
-                    or (self.history is not None and self.history.dirty))
-
     def apply(self, observations: Iterable[Observation], *, history_only: bool = False) -> ApplyResult:
         """Apply observations; the answer lists every increase applied, in order.
 
