@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import marshal
 import subprocess
 import sys
 from datetime import UTC
@@ -547,3 +548,17 @@ def test_a_new_series_costs_no_disk_read_and_one_the_ttl_left_on_disk_continues(
     assert reads == [("c_total", (("job", "x"),))]
     assert restored.value("c_total", (("job", "x"),)) == 7.0
     again.close()
+
+
+def test_row_images_an_older_bridge_journaled_are_written_before_the_load(tmp_path: Path) -> None:
+    """Killed before its checkpoint, a bridge that journaled row images leaves them to the upgrade."""
+    state = SqliteState(tmp_path)
+    state.open()
+    state.close()
+    older = journal.Journal(tmp_path, 0, fsync=False)
+    older.append(marshal.dumps(({"c_total": ("counter", "help", True)},
+                                {("c_total", (("job", "x"),)): ((7.5, 0.0), 10.0, 3.0)}, {}, {}), 4))
+    older.close()
+    assert _restored_total(tmp_path) == 7.5
+    assert not journal.segment_path(tmp_path, 0).exists()  # written into SQLite, then deleted
+    assert _restored_total(tmp_path) == 7.5
