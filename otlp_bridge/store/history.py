@@ -73,8 +73,12 @@ class History:
             self.evicted += len(self._drop(self._oldest(self.size - self.max_buckets * 9 // 10)))
 
     def restore(self, family: str, labels: Labels, hours: dict[int, float]) -> None:
-        """Put back one series' hours (at start-up)."""
-        per_hour = self.buckets.setdefault((family, labels), {})
+        """Put back one series' hours (at start-up: the dict as loaded becomes the series' own)."""
+        per_hour = self.buckets.get((family, labels))
+        if per_hour is None:
+            self.buckets[family, labels] = hours
+            self.size += len(hours)
+            return
         self.size += len(hours.keys() - per_hour.keys())
         per_hour.update(hours)
 
